@@ -1,0 +1,65 @@
+//! The human summary `psu-gateway check` prints: the effective route table.
+
+use std::fmt::Write;
+
+use crate::config::{Config, UpstreamProtocol};
+use crate::routes::{ClientCredentials, Route};
+
+pub fn summary(config: &Config) -> String {
+    let mut out = String::new();
+    let hosts = if config.listen.hostnames.is_empty() {
+        "any host".to_owned()
+    } else {
+        config.listen.hostnames.join(", ")
+    };
+    let protocol = match config.upstream.protocol {
+        UpstreamProtocol::Http1 => "http1",
+        UpstreamProtocol::H2 => "h2",
+    };
+    let _ = writeln!(out, "listen    https://{} ({hosts})", config.listen.addr);
+    let _ = writeln!(
+        out,
+        "upstream  {}://{} ({protocol})",
+        config.upstream.scheme, config.upstream.authority
+    );
+    if let Some(c) = &config.credential {
+        let _ = writeln!(
+            out,
+            "inject    {}: {} <token from {:?}>",
+            c.header, c.scheme, c.source
+        );
+    }
+    let _ = writeln!(out, "routes (an exact path beats any prefix, a longer prefix beats a shorter one; no match -> 404):");
+    let _ = writeln!(
+        out,
+        "  {:<20} {:<40} {:<16} {:<8} {:<20} client credentials",
+        "name", "match", "methods", "access", "roles"
+    );
+    let mut routes: Vec<&Route> = config.routes.routes().iter().collect();
+    routes.sort_by_key(|r| (r.pattern.to_string().to_ascii_lowercase(), r.name.clone()));
+    for r in routes {
+        let methods = r.methods.as_ref().map_or_else(
+            || "any".to_owned(),
+            |m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","),
+        );
+        let roles = if r.roles.is_empty() {
+            "-".to_owned()
+        } else {
+            r.roles.join(",")
+        };
+        let creds = match r.client_credentials {
+            ClientCredentials::Strip => "strip",
+            ClientCredentials::Forward => "forward",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<40} {:<16} {:<8} {:<20} {creds}",
+            r.name,
+            r.pattern.to_string(),
+            methods,
+            r.access.as_str(),
+            roles
+        );
+    }
+    out
+}

@@ -1,0 +1,203 @@
+//! The validated, typed configuration: what the gateway runs on.
+//!
+//! `load` reads a TOML file (config.md's contract), checks every key, reads
+//! the files it names (certificate, key, CA, token) and returns either a
+//! complete [`Config`] or every problem found, each with its place in the file.
+
+mod error;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use ipnet::IpNet;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+pub use error::{ConfigError, ConfigErrors};
+
+use crate::routes::RouteTable;
+use crate::secret::Secret;
+
+/// A loaded config plus the warnings `check` and start-up print.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub source: PathBuf,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub limits: Limits,
+    pub upstream: Upstream,
+    pub session: Option<Session>,
+    pub credential: Option<Credential>,
+    pub csrf: Csrf,
+    pub forwarding: Forwarding,
+    pub admin: Option<Admin>,
+    pub routes: RouteTable,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub proxy_protocol: bool,
+    /// Lower-case host names; empty means any host.
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
+}
+
+#[derive(Debug)]
+pub struct Tls {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub certs: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    pub min_version: TlsVersion,
+    pub hsts: Option<HeaderValue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub handshake_timeout: Duration,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_body_bytes: u64,
+    pub max_connections: usize,
+    pub h2_max_concurrent_streams: u32,
+    pub tunnel_idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            upstream_timeout: Duration::from_secs(30),
+            max_header_bytes: 32_768,
+            max_headers: 100,
+            max_body_bytes: 10_485_760,
+            max_connections: 10_000,
+            h2_max_concurrent_streams: 100,
+            tunnel_idle_timeout: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http1,
+    H2,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    pub protocol: UpstreamProtocol,
+    pub ca: Vec<CertificateDer<'static>>,
+    pub server_name: Option<String>,
+    pub connect_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle: usize,
+    pub preserve_host: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub cookies: Vec<String>,
+    pub introspect_path: http::uri::PathAndQuery,
+    pub identity_pointer: Option<String>,
+    pub roles_pointer: Option<String>,
+    pub cache_ttl: Duration,
+    pub negative_cache_ttl: Duration,
+    pub cache_max_entries: u64,
+    pub introspect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub header: HeaderName,
+    /// Empty means the bare token.
+    pub scheme: String,
+    pub source: TokenSource,
+    pub token: Secret,
+}
+
+impl Credential {
+    /// The header value to inject, marked sensitive so hyper's HPACK never
+    /// indexes it and `Debug` of the header map hides it.
+    pub fn header_value(&self) -> HeaderValue {
+        let text = if self.scheme.is_empty() {
+            self.token.expose().to_owned()
+        } else {
+            format!("{} {}", self.scheme, self.token.expose())
+        };
+        // Validation guarantees visible ASCII for scheme and token.
+        let mut value =
+            HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Csrf {
+    /// Normalised `scheme://host[:port]`; `None` means same-origin only.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Forwarding {
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub addr: SocketAddr,
+    pub allow_remote: bool,
+}
+
+/// Reads and validates a config file. Nothing here opens a socket.
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            key: "(file)".to_owned(),
+            message: format!("cannot read config: {e}"),
+        }])
+    })?;
+    load_str(path, &source)
+}
+
+/// Validates config text as if read from `path` (relative paths resolve
+/// against its directory).
+pub fn load_str(path: &Path, source: &str) -> Result<Loaded, ConfigErrors> {
+    validate::validate(path, source)
+}

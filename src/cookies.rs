@@ -1,0 +1,744 @@
+//! Parses Cookie headers and extracts, keys and strips the configured session cookies (with ASP.NET chunks).
+//!
+//! The gateway authenticates the session cookies it extracts here, then forwards the
+//! header to PSU (ASP.NET Core). Both must see the *same* session, or an attacker who
+//! plants a second cookie (cookie tossing from a sibling subdomain) gets a request
+//! authorized for one session and executed as another. ASP.NET Core reads cookie
+//! names case-insensitively, splits on `,` as well as `;`, lets the last duplicate
+//! win, and after a malformed item retries one character later. So duplicates are
+//! looked for both in the plain `;` view and in every name such a parser could read.
+
+use sha2::{Digest, Sha256};
+
+use crate::secret::Secret;
+
+/// ASP.NET's `ChunkingCookieManager` marks a chunked cookie with this value prefix.
+const CHUNKS_PREFIX: &str = "chunks-";
+/// Most chunks a session cookie may have; more is refused as malformed (and bounds work).
+const MAX_CHUNKS: u32 = 64;
+/// Domain separation for [`SessionCookies::cache_key`].
+const CACHE_KEY_DOMAIN: &[u8] = b"psu-gateway session cookies v1\0";
+
+/// Why a Cookie header is refused. Never carries a cookie value.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CookieError {
+    /// A session cookie (or one of its chunks) is present more than once.
+    #[error("session cookie {name:?} is sent more than once (cookie tossing)")]
+    Tossing { name: String },
+    /// A Cookie field holds bytes other than visible ASCII, space and tab.
+    #[error("Cookie header is not visible ASCII text")]
+    NotText,
+}
+
+/// Joins several Cookie field values with `"; "` (HTTP/2 sends one field per
+/// cookie). Blank fields are skipped; `Ok(None)` when nothing is left.
+/// A field that is not visible ASCII text is refused: non-ASCII bytes decode
+/// differently in different stacks.
+pub fn join_cookie_fields<'a>(
+    values: impl IntoIterator<Item = &'a http::HeaderValue>,
+) -> Result<Option<String>, CookieError> {
+    let mut joined: Option<String> = None;
+    for value in values {
+        let text = trim_ows(value.to_str().map_err(|_| CookieError::NotText)?);
+        if text.is_empty() {
+            continue;
+        }
+        match &mut joined {
+            Some(joined) => {
+                joined.push_str("; ");
+                joined.push_str(text);
+            }
+            None => joined = Some(text.to_owned()),
+        }
+    }
+    Ok(joined)
+}
+
+/// The `name=value` pairs of a Cookie header, leniently (RFC 6265 §5.4): split on
+/// `;`, trim spaces and tabs (only those: a name behind U+00A0 is another name),
+/// skip items without `=` or with an empty name. Values are opaque: quotes stay.
+pub fn cookie_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(parse_pair)
+}
+
+fn parse_pair(item: &str) -> Option<(&str, &str)> {
+    let (name, value) = item.split_once('=')?;
+    let name = trim_ows(name);
+    (!name.is_empty()).then(|| (name, trim_ows(value)))
+}
+
+fn trim_ows(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
+}
+
+/// The session cookies of one request, sorted by name. Values are [`Secret`], so
+/// `Debug` shows names only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCookies {
+    pairs: Vec<(String, Secret)>,
+}
+
+impl SessionCookies {
+    fn new(mut pairs: Vec<(String, Secret)>) -> Self {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        // Overlapping configured names (`A` and `AC1`) can yield a pair twice.
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Self { pairs }
+    }
+
+    /// SHA-256 over the sorted pairs, each name and value prefixed by its length
+    /// (u64 big-endian). Length prefixes rather than `"; "` joining, so no pair
+    /// set can be spelled as another (`a=b; c=d` vs one value `b; c=d`).
+    pub fn cache_key(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(CACHE_KEY_DOMAIN);
+        for (name, value) in &self.pairs {
+            for part in [name.as_str(), value.expose()] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        hasher.finalize().into()
+    }
+
+    /// `n1=v1; n2=v2` of only the session cookies, for the introspection request.
+    pub fn cookie_header(&self) -> String {
+        let mut header = String::new();
+        for (name, value) in &self.pairs {
+            if !header.is_empty() {
+                header.push_str("; ");
+            }
+            header.push_str(name);
+            header.push('=');
+            header.push_str(value.expose());
+        }
+        header
+    }
+
+    /// Cookie names, sorted (main cookies and their chunks).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(name, _)| name.as_str())
+    }
+}
+
+/// What [`extract_session`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionLookup {
+    /// No configured session cookie (or only empty ones).
+    Absent,
+    /// A chunked cookie whose chunks are missing, empty, or whose `chunks-N` is malformed.
+    Incomplete,
+    Present(SessionCookies),
+}
+
+/// Extracts the configured session cookies (exact, case-sensitive names) and their
+/// chunks from a joined Cookie header.
+///
+/// Refused with [`CookieError::Tossing`]: a configured name or chunk name
+/// (`NAMEC1`..`NAMEC64`) present twice, compared ASCII-case-insensitively and
+/// counting every name a resynchronizing parser could read (see module docs).
+/// `NAME=chunks-N` (N in 1..=64, ASP.NET's digits-only count) needs non-empty
+/// `NAMEC1`..`NAMECN`, else `Incomplete`. If any configured name is incomplete the
+/// whole lookup is: the gateway never vouches for part of what PSU would read.
+pub fn extract_session(header: &str, names: &[String]) -> Result<SessionLookup, CookieError> {
+    let related = related_pairs(header, names)?;
+    refuse_shadow_duplicates(header, names)?;
+    let mut pairs = Vec::new();
+    for name in names {
+        match lookup_one(&related, name) {
+            Found::Absent => {}
+            Found::Incomplete => return Ok(SessionLookup::Incomplete),
+            Found::Present(found) => pairs.extend(found),
+        }
+    }
+    Ok(if pairs.is_empty() {
+        SessionLookup::Absent
+    } else {
+        SessionLookup::Present(SessionCookies::new(pairs))
+    })
+}
+
+/// The Cookie header without any configured session cookie or chunk cookie
+/// (`NAME`, `NAMEC<digits>`, ASCII-case-insensitive); `None` when nothing is left.
+/// Other items keep their text (trimmed) and order. An item that hides a session
+/// name (`a=1, NAME=x`, `a="x"NAME=y`) is dropped whole: PSU would read it.
+pub fn strip_session_cookies(header: &str, names: &[String]) -> Option<String> {
+    let mut kept = String::with_capacity(header.len());
+    for item in header.split(';').map(trim_ows) {
+        if item.is_empty() || hides_session_cookie(item, names) {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push_str("; ");
+        }
+        kept.push_str(item);
+    }
+    (!kept.is_empty()).then_some(kept)
+}
+
+fn hides_session_cookie(item: &str, names: &[String]) -> bool {
+    let plain = parse_pair(item).map(|(name, _)| name);
+    plain
+        .into_iter()
+        .chain(shadow_names(item))
+        .any(|cookie| names.iter().any(|name| is_session_like(cookie, name)))
+}
+
+/// A cookie name's place in one configured session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Main,
+    Chunk(u32),
+}
+
+/// `NAME` is the main cookie, `NAMEC<k>` chunk k (k in 1..=64 without leading
+/// zeros: ASP.NET only ever reads `C1`, never `C01`). ASCII-case-insensitive,
+/// because ASP.NET Core's cookie collection is.
+fn part_of(cookie: &str, name: &str) -> Option<Part> {
+    if cookie.eq_ignore_ascii_case(name) {
+        return Some(Part::Main);
+    }
+    let digits = chunk_digits(cookie, name)?;
+    let index = digits
+        .parse()
+        .ok()
+        .filter(|k| (1..=MAX_CHUNKS).contains(k))?;
+    (!digits.starts_with('0')).then_some(Part::Chunk(index))
+}
+
+/// `NAME` or `NAMEC<any digits>`: everything strip removes.
+fn is_session_like(cookie: &str, name: &str) -> bool {
+    cookie.eq_ignore_ascii_case(name) || chunk_digits(cookie, name).is_some()
+}
+
+/// The digits of `NAMEC<digits>` (ASCII-case-insensitive), if `cookie` has that shape.
+fn chunk_digits<'a>(cookie: &'a str, name: &str) -> Option<&'a str> {
+    let head = cookie.as_bytes().get(..name.len())?;
+    if !head.eq_ignore_ascii_case(name.as_bytes()) {
+        return None;
+    }
+    let digits = cookie.get(name.len()..)?.strip_prefix(['C', 'c'])?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
+}
+
+/// Session parts seen so far, to refuse the second of any.
+#[derive(Default)]
+struct Seen(Vec<(usize, Part)>);
+
+impl Seen {
+    /// Records `cookie`; true if it is a session part. Bounded: at most 65 parts per
+    /// configured name fit before a duplicate is refused.
+    fn note(&mut self, cookie: &str, names: &[String]) -> Result<bool, CookieError> {
+        let mut related = false;
+        for (index, name) in names.iter().enumerate() {
+            let Some(part) = part_of(cookie, name) else {
+                continue;
+            };
+            if self.0.contains(&(index, part)) {
+                return Err(CookieError::Tossing {
+                    name: cookie.to_owned(),
+                });
+            }
+            self.0.push((index, part));
+            related = true;
+        }
+        Ok(related)
+    }
+}
+
+/// The `;`-view pairs that are session parts, refusing duplicates.
+fn related_pairs<'h>(
+    header: &'h str,
+    names: &[String],
+) -> Result<Vec<(&'h str, &'h str)>, CookieError> {
+    let mut seen = Seen::default();
+    let mut related = Vec::new();
+    for (cookie, value) in cookie_pairs(header) {
+        if seen.note(cookie, names)? {
+            related.push((cookie, value));
+        }
+    }
+    Ok(related)
+}
+
+/// Refuses a session part that a resynchronizing parser would read twice, such as
+/// `a=1, NAME=evil; NAME=real` or `a="x"NAME=evil; NAME=real`.
+fn refuse_shadow_duplicates(header: &str, names: &[String]) -> Result<(), CookieError> {
+    let mut seen = Seen::default();
+    for cookie in shadow_names(header) {
+        seen.note(cookie, names)?;
+    }
+    Ok(())
+}
+
+/// Every name some parser could read: each maximal run of RFC 7230 token bytes
+/// directly followed by `=`. ASP.NET Core only ever starts a name after a
+/// non-token byte, and needs `=` right after it, so this is a superset of its view.
+fn shadow_names(header: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    header.bytes().enumerate().filter_map(move |(i, byte)| {
+        if is_tchar(byte) {
+            return None;
+        }
+        let run = header.get(start..i).filter(|run| !run.is_empty());
+        start = i + 1;
+        run.filter(|_| byte == b'=')
+    })
+}
+
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// One configured name's cookies.
+enum Found {
+    Absent,
+    Incomplete,
+    Present(Vec<(String, Secret)>),
+}
+
+fn lookup_one(related: &[(&str, &str)], name: &str) -> Found {
+    let value = match exact(related, name) {
+        None | Some("") => return Found::Absent,
+        Some(value) => value,
+    };
+    let mut found = vec![(name.to_owned(), Secret::new(value))];
+    let Some(count) = value.strip_prefix(CHUNKS_PREFIX) else {
+        return Found::Present(found);
+    };
+    let Some(count) = chunk_count(count) else {
+        return Found::Incomplete;
+    };
+    for index in 1..=count {
+        let chunk = format!("{name}C{index}");
+        match exact(related, &chunk) {
+            Some(value) if !value.is_empty() => found.push((chunk, Secret::new(value))),
+            _ => return Found::Incomplete,
+        }
+    }
+    Found::Present(found)
+}
+
+/// The value of the cookie named exactly `name` (duplicates were refused before).
+fn exact<'h>(related: &[(&str, &'h str)], name: &str) -> Option<&'h str> {
+    related
+        .iter()
+        .find(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| *value)
+}
+
+/// N of `chunks-N`: ASCII digits only (leading zeros allowed, as ASP.NET's
+/// `NumberStyles.None` parse), 1..=64.
+fn chunk_count(digits: &str) -> Option<u32> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| (1..=MAX_CHUNKS).contains(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use proptest::prelude::*;
+
+    const N: &str = ".AspNetCore.Identity.Application";
+
+    fn names() -> Vec<String> {
+        vec![N.to_owned()]
+    }
+
+    /// `N`-relative shorthand: `"@=x; @C1=y"` with `@` standing for `N`.
+    fn h(template: &str) -> String {
+        template.replace('@', N)
+    }
+
+    fn present(pairs: &[(&str, &str)]) -> SessionLookup {
+        SessionLookup::Present(SessionCookies::new(
+            pairs.iter().map(|(n, v)| (h(n), Secret::new(*v))).collect(),
+        ))
+    }
+
+    fn tossing(name: &str) -> Result<SessionLookup, CookieError> {
+        Err(CookieError::Tossing { name: h(name) })
+    }
+
+    #[test]
+    fn cookie_pairs_are_parsed_leniently() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            ("a=1; b=2", &[("a", "1"), ("b", "2")]),
+            ("a=1;b=2", &[("a", "1"), ("b", "2")]),
+            (" a = 1 ;\tb=2\t", &[("a", "1"), ("b", "2")]),
+            (";;;;", &[]),
+            ("", &[]),
+            ("=value; a=1", &[("a", "1")]),
+            (" =value", &[]),
+            ("novalue; a=1", &[("a", "1")]),
+            ("a=", &[("a", "")]),
+            ("a=b=c", &[("a", "b=c")]),
+            ("a=\"q v\"", &[("a", "\"q v\"")]),
+            ("a=\"\"", &[("a", "\"\"")]),
+            ("\u{a0}a=1", &[("\u{a0}a", "1")]),
+            ("\u{3000}a=1", &[("\u{3000}a", "1")]),
+            ("a\u{a0}=1", &[("a\u{a0}", "1")]),
+            ("A=1; a=2", &[("A", "1"), ("a", "2")]),
+        ];
+        for (header, expected) in cases {
+            let got: Vec<_> = cookie_pairs(header).collect();
+            assert_eq!(&got, expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn extract_session_cases() {
+        let big = "x".repeat(8192);
+        let all64: String = (1..=64).map(|k| format!("; @C{k}=v{k}")).collect();
+        let all64_pairs: Vec<(String, String)> = (1..=64)
+            .map(|k| (format!("@C{k}"), format!("v{k}")))
+            .chain([("@".to_owned(), "chunks-64".to_owned())])
+            .collect();
+        let all64_refs: Vec<(&str, &str)> = all64_pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let cases: Vec<(String, Result<SessionLookup, CookieError>)> = vec![
+            ("".into(), Ok(SessionLookup::Absent)),
+            (";;;;".into(), Ok(SessionLookup::Absent)),
+            ("other=1".into(), Ok(SessionLookup::Absent)),
+            ("@=".into(), Ok(SessionLookup::Absent)),
+            ("@=abc".into(), Ok(present(&[("@", "abc")]))),
+            ("x=1; @=abc; y=2".into(), Ok(present(&[("@", "abc")]))),
+            ("@=\"abc\"".into(), Ok(present(&[("@", "\"abc\"")]))),
+            (format!("@={big}"), Ok(present(&[("@", &big)]))),
+            ("=@; @=abc".into(), Ok(present(&[("@", "abc")]))),
+            // Exact-case names only; a look-alike is someone else's cookie.
+            (
+                h(".aspnetcore.identity.application=abc"),
+                Ok(SessionLookup::Absent),
+            ),
+            ("\u{a0}@=abc".into(), Ok(SessionLookup::Absent)),
+            ("\u{3000}@=abc".into(), Ok(SessionLookup::Absent)),
+            ("@x=abc; x@=abc".into(), Ok(SessionLookup::Absent)),
+            // Chunks.
+            (
+                "@=chunks-2; @C1=a; @C2=b".into(),
+                Ok(present(&[("@", "chunks-2"), ("@C1", "a"), ("@C2", "b")])),
+            ),
+            (
+                "@C2=b; x=1; @C1=a; @=chunks-2".into(),
+                Ok(present(&[("@", "chunks-2"), ("@C1", "a"), ("@C2", "b")])),
+            ),
+            (
+                "@=chunks-02; @C1=a; @C2=b".into(),
+                Ok(present(&[("@", "chunks-02"), ("@C1", "a"), ("@C2", "b")])),
+            ),
+            (format!("@=chunks-64{all64}"), Ok(present(&all64_refs))),
+            (
+                "@=chunks-3; @C1=a; @C2=b".into(),
+                Ok(SessionLookup::Incomplete),
+            ),
+            ("@=chunks-1".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-1; @C1=".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-1; @C01=a".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-1; @c1=a".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-0".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-x; @C1=a".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-; @C1=a".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-+1; @C1=a".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks--1; @C1=a".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks- 1; @C1=a".into(), Ok(SessionLookup::Incomplete)),
+            ("@=chunks-65".into(), Ok(SessionLookup::Incomplete)),
+            (
+                "@=chunks-99999999999999999999999".into(),
+                Ok(SessionLookup::Incomplete),
+            ),
+            // Stray chunks are not part of the session.
+            ("@=abc; @C1=x; @C2=y".into(), Ok(present(&[("@", "abc")]))),
+            (
+                "@=chunks-1; @C1=a; @C2=x".into(),
+                Ok(present(&[("@", "chunks-1"), ("@C1", "a")])),
+            ),
+            ("@C1=x".into(), Ok(SessionLookup::Absent)),
+            (
+                "@C01=x; @C01=y; @C65=x; @C65=y".into(),
+                Ok(SessionLookup::Absent),
+            ),
+            (
+                "@=\"chunks-1\"; @C1=a".into(),
+                Ok(present(&[("@", "\"chunks-1\"")])),
+            ),
+            // Cookie tossing, plain.
+            ("@=abc; @=abc".into(), tossing("@")),
+            ("@=abc; @=def".into(), tossing("@")),
+            ("@=; @=def".into(), tossing("@")),
+            ("@=abc; x=1; @=".into(), tossing("@")),
+            ("@C1=x; @C1=y".into(), tossing("@C1")),
+            ("@=chunks-1; @C1=a; @C1=b".into(), tossing("@C1")),
+            // ... case variants (ASP.NET Core folds case) ...
+            (
+                h("@=abc; .aspnetcore.identity.application=def"),
+                tossing(".aspnetcore.identity.application"),
+            ),
+            (h(".ASPNETCORE.IDENTITY.APPLICATION=x; @=abc"), tossing("@")),
+            ("@=chunks-1; @C1=a; @c1=b".into(), tossing("@c1")),
+            // ... and names hidden from a ';' split but read by a resynchronizing parser.
+            ("a=1, @=evil; @=real".into(), tossing("@")),
+            ("a=1,@=evil; @=real".into(), tossing("@")),
+            ("a=1 @=evil; @=real".into(), tossing("@")),
+            ("a=\"x\"@=evil; @=real".into(), tossing("@")),
+            ("a=(@=evil; @=real".into(), tossing("@")),
+            ("=@=evil; @=real".into(), tossing("@")),
+            ("\u{a0}@=evil; @=real".into(), tossing("@")),
+            ("@=real; a=b,@C1=x; @C1=y".into(), tossing("@C1")),
+        ];
+        for (header, expected) in cases {
+            let header = h(&header);
+            assert_eq!(extract_session(&header, &names()), expected, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn several_configured_names() {
+        let names = vec!["A".to_owned(), "B".to_owned()];
+        let cases: &[(&str, Result<SessionLookup, CookieError>)] = &[
+            ("x=1", Ok(SessionLookup::Absent)),
+            ("B=2; A=1", Ok(pairs(&[("A", "1"), ("B", "2")]))),
+            ("B=2", Ok(pairs(&[("B", "2")]))),
+            ("A=; B=2", Ok(pairs(&[("B", "2")]))),
+            ("A=1; B=chunks-1", Ok(SessionLookup::Incomplete)),
+            (
+                "A=1; B=2; b=3",
+                Err(CookieError::Tossing { name: "b".into() }),
+            ),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(&extract_session(header, &names), expected, "{header:?}");
+        }
+        // Overlapping configured names: `AC1` is a name and `A`'s chunk 1.
+        let overlapping = vec!["A".to_owned(), "AC1".to_owned()];
+        assert_eq!(
+            extract_session("A=chunks-1; AC1=x", &overlapping),
+            Ok(pairs(&[("A", "chunks-1"), ("AC1", "x")]))
+        );
+        assert_eq!(extract_session("A=1", &[]), Ok(SessionLookup::Absent));
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> SessionLookup {
+        SessionLookup::Present(SessionCookies::new(
+            list.iter()
+                .map(|(n, v)| ((*n).to_owned(), Secret::new(*v)))
+                .collect(),
+        ))
+    }
+
+    fn session(header: &str) -> SessionCookies {
+        match extract_session(&h(header), &names()) {
+            Ok(SessionLookup::Present(cookies)) => cookies,
+            other => panic!("{header:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn session_cookies_render_sorted_and_redacted() {
+        let cookies = session("@C2=b; @=chunks-2; x=1; @C1=a");
+        assert_eq!(cookies.cookie_header(), h("@=chunks-2; @C1=a; @C2=b"));
+        let names: Vec<_> = cookies.names().collect();
+        assert_eq!(names, [h("@"), h("@C1"), h("@C2")]);
+        let shown = format!(
+            "{:?}",
+            SessionLookup::Present(session("@=top-secret-value"))
+        );
+        assert!(!shown.contains("top-secret"), "{shown}");
+        assert!(shown.contains(N), "{shown}");
+    }
+
+    #[test]
+    fn cache_key_depends_on_session_cookies_only() {
+        let key = |header: &str| session(header).cache_key();
+        assert_eq!(key("@=abc"), key("x=1; @=abc; y=2"));
+        assert_eq!(
+            key("@=chunks-2; @C1=a; @C2=b"),
+            key("@C2=b; z=9; @C1=a; @=chunks-2; @C3=q")
+        );
+        assert_ne!(key("@=abc"), key("@=abd"));
+        assert_ne!(
+            key("@=chunks-2; @C1=a; @C2=b"),
+            key("@=chunks-2; @C1=b; @C2=a")
+        );
+        // Length prefixes: one value that spells two pairs is a different key.
+        let one = SessionCookies::new(vec![("a".into(), Secret::new("b; c=d"))]);
+        let two = SessionCookies::new(vec![
+            ("a".into(), Secret::new("b")),
+            ("c".into(), Secret::new("d")),
+        ]);
+        assert_eq!(one.cookie_header(), two.cookie_header());
+        assert_ne!(one.cache_key(), two.cache_key());
+        let split = SessionCookies::new(vec![("ab".into(), Secret::new("c"))]);
+        let moved = SessionCookies::new(vec![("a".into(), Secret::new("bc"))]);
+        assert_ne!(split.cache_key(), moved.cache_key());
+    }
+
+    #[test]
+    fn strip_removes_session_cookies_and_chunks() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            (";;;", None),
+            ("@=abc", None),
+            ("a=1; @=abc; b=2", Some("a=1; b=2")),
+            ("  a = 1 ;@=x;;; b=\"q\"", Some("a = 1; b=\"q\"")),
+            (
+                "@=chunks-2; @C1=a; @C2=b; @C01=z; @C999=q; other=1",
+                Some("other=1"),
+            ),
+            (
+                ".aspnetcore.identity.application=x; @c1=y; k=v",
+                Some("k=v"),
+            ),
+            (
+                "@x=1; x@=2; @C=3; @Cx=4; @C1x=5",
+                Some("@x=1; x@=2; @C=3; @Cx=4; @C1x=5"),
+            ),
+            ("foo; @=1; =bar", Some("foo; =bar")),
+            ("a=1, @=evil; b=2", Some("b=2")),
+            ("a=\"x\"@C1=evil; b=2", Some("b=2")),
+            ("\u{a0}@=x; b=2", Some("b=2")),
+        ];
+        for (header, expected) in cases {
+            let header = h(header);
+            let expected = expected.map(h);
+            assert_eq!(
+                strip_session_cookies(&header, &names()),
+                expected,
+                "{header:?}"
+            );
+        }
+        assert_eq!(
+            strip_session_cookies("a=1;b=2", &[]).as_deref(),
+            Some("a=1; b=2")
+        );
+    }
+
+    #[test]
+    fn join_cookie_fields_cases() {
+        let value = |s: &'static str| HeaderValue::from_static(s);
+        assert_eq!(join_cookie_fields([]), Ok(None));
+        assert_eq!(join_cookie_fields(&[value("a=1")]), Ok(Some("a=1".into())));
+        assert_eq!(
+            join_cookie_fields(&[value("a=1"), value(""), value(" b=2 "), value("c=3; d=4")]),
+            Ok(Some("a=1; b=2; c=3; d=4".into()))
+        );
+        assert_eq!(join_cookie_fields(&[value(""), value("  ")]), Ok(None));
+        for bad in [
+            &b"a=\xff"[..],
+            b"a=\x80",
+            "a=caf\u{e9}".as_bytes(),
+            "\u{a0}a=1".as_bytes(),
+        ] {
+            let bad = HeaderValue::from_bytes(bad).unwrap();
+            assert_eq!(
+                join_cookie_fields(&[value("a=1"), bad.clone()]),
+                Err(CookieError::NotText),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_do_not_carry_values() {
+        let err = extract_session(&h("@=secret-one; @=secret-two"), &names()).unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("secret"), "{err}");
+    }
+
+    fn other_cookies() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec("[a-z]{1,8}=[A-Za-z0-9\"]{0,10}", 0..6)
+    }
+
+    fn session_cookies() -> impl Strategy<Value = Vec<String>> {
+        (1u32..5, "[A-Za-z0-9_-]{1,12}").prop_map(|(chunks, value)| {
+            let mut cookies = vec![format!("{N}=chunks-{chunks}")];
+            cookies.extend((1..=chunks).map(|k| format!("{N}C{k}={value}{k}")));
+            cookies
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn never_panics(header in any::<String>(), name in any::<String>()) {
+            for names in [names(), vec![name.clone()], vec![name, String::new()]] {
+                let _ = extract_session(&header, &names);
+                let _ = strip_session_cookies(&header, &names);
+                let _ = cookie_pairs(&header).count();
+            }
+        }
+
+        #[test]
+        fn never_panics_on_cookie_like_text(header in "[a-zA-Z0-9=;, \"\t.C\u{a0}\u{3000}-]{0,64}") {
+            let header = h(&header.replace('.', "@"));
+            let _ = extract_session(&header, &names());
+            let _ = strip_session_cookies(&header, &names());
+        }
+
+        #[test]
+        fn tossing_is_detected_anywhere(
+            others in other_cookies(),
+            session in session_cookies(),
+            pick in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            upper in any::<bool>(),
+        ) {
+            let twin = pick.get(&session);
+            let (name, _) = twin.split_once('=').unwrap();
+            let name = if upper { name.to_ascii_uppercase() } else { name.to_owned() };
+            let mut all: Vec<String> = others.into_iter().chain(session.clone()).collect();
+            all.insert(at.index(all.len() + 1), format!("{name}=tossed"));
+            let header = all.join("; ");
+            let verdict = extract_session(&header, &names());
+            prop_assert!(matches!(&verdict, Err(CookieError::Tossing { name: found }) if found.eq_ignore_ascii_case(&name)), "{:?}", verdict);
+        }
+
+        #[test]
+        fn cache_key_ignores_order_and_other_cookies(
+            others in other_cookies(),
+            session in session_cookies(),
+            seed in any::<u64>(),
+        ) {
+            let alone = session.join("; ");
+            let mut mixed: Vec<String> = others.into_iter().chain(session).collect();
+            shuffle(&mut mixed, seed);
+            let key = |header: &str| match extract_session(header, &names()) {
+                Ok(SessionLookup::Present(cookies)) => Some(cookies.cache_key()),
+                _ => None,
+            };
+            prop_assert!(key(&alone).is_some());
+            prop_assert_eq!(key(&alone), key(&mixed.join("; ")));
+        }
+
+        #[test]
+        fn strip_removes_exactly_the_session_cookies(
+            others in other_cookies(),
+            session in session_cookies(),
+            seed in any::<u64>(),
+        ) {
+            let mut mixed: Vec<String> = others.iter().cloned().chain(session).collect();
+            shuffle(&mut mixed, seed);
+            let kept: Vec<&String> = mixed.iter().filter(|c| others.contains(c)).collect();
+            let expected = (!kept.is_empty()).then(|| {
+                kept.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("; ")
+            });
+            prop_assert_eq!(strip_session_cookies(&mixed.join("; "), &names()), expected);
+        }
+    }
+
+    /// A small deterministic shuffle (no extra dev-dependency).
+    fn shuffle(items: &mut [String], mut seed: u64) {
+        for i in (1..items.len()).rev() {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let j = usize::try_from(seed >> 33).unwrap_or(0) % (i + 1);
+            items.swap(i, j);
+        }
+    }
+}

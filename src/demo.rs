@@ -1,0 +1,137 @@
+//! `psu-gateway demo`: the simulator, a dev certificate and the gateway on
+//! loopback, with the commands to try printed on stdout.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::{self, ConfigErrors};
+use crate::devcert::{self, DevCertError, DevCertPaths};
+use crate::server::{self, StartError};
+use crate::sim::{Sim, SimOptions};
+
+/// The demo config, used when `conf/demo.toml` is not in the working directory.
+const EMBEDDED_CONFIG: &str = include_str!("../conf/demo.toml");
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Where the gateway listens.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Where the PSU simulator listens (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub sim_listen: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error(transparent)]
+    Cert(#[from] DevCertError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write the demo token: {0}")]
+    Token(std::io::Error),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
+    let root = std::env::current_dir().map_err(DemoError::Token)?;
+    let config_path = root.join("conf").join("demo.toml");
+    let config_text =
+        std::fs::read_to_string(&config_path).unwrap_or_else(|_| EMBEDDED_CONFIG.to_owned());
+    let certs = ensure_cert(&root.join("certs"))?;
+
+    let sim_listener = bind(args.sim_listen).await?;
+    let sim = Sim::spawn(SimOptions::default(), sim_listener)
+        .await
+        .map_err(|source| DemoError::Bind {
+            addr: args.sim_listen,
+            source,
+        })?;
+    let token_path = root.join("target").join("demo").join("app-token");
+    let minted = sim.mint_token(
+        "psu-gateway",
+        &["Administrator"],
+        Duration::from_secs(12 * 3600),
+    );
+    write_token(&token_path, minted.token.expose())?;
+
+    let mut loaded = config::load_str(&config_path, &config_text).map_err(DemoError::Config)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    loaded.config.upstream.authority = http::uri::Authority::try_from(sim.addr().to_string())
+        .map_err(|_| DemoError::Token(std::io::ErrorKind::InvalidInput.into()))?;
+    let listener = bind(args.listen).await?;
+    let gateway = server::spawn(loaded.config, listener)?;
+    print_instructions(gateway.addr(), sim.addr(), &certs, &token_path);
+
+    crate::signals::shutdown().await;
+    println!("stopping");
+    gateway.shutdown().await;
+    sim.shutdown().await;
+    let _ = std::fs::remove_file(&token_path);
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, DemoError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DemoError::Bind { addr, source })
+}
+
+/// Reuses `certs/gateway.{crt,key}` when both exist, else makes new ones.
+fn ensure_cert(dir: &Path) -> Result<DevCertPaths, DemoError> {
+    let paths = DevCertPaths::in_dir(dir);
+    if paths.cert.exists() && paths.key.exists() {
+        return Ok(paths);
+    }
+    let names = ["localhost", "127.0.0.1", "::1"].map(str::to_owned);
+    Ok(devcert::write(dir, &names)?)
+}
+
+fn write_token(path: &Path, token: &str) -> Result<(), DemoError> {
+    let dir = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+    std::fs::create_dir_all(&dir).map_err(DemoError::Token)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(DemoError::Token)?;
+    devcert::write_private(path, token.as_bytes())?;
+    Ok(())
+}
+
+fn print_instructions(gateway: SocketAddr, sim: SocketAddr, certs: &DevCertPaths, token: &Path) {
+    let url = format!("https://{gateway}");
+    let ca = certs.cert.display();
+    println!("psu-gateway demo");
+    println!("  gateway     {url}  (config conf/demo.toml)");
+    println!("  simulator   http://{sim}  (users admin/admin with role Administrator, reader/reader with role Reader)");
+    println!(
+        "  app token   {} (mode 0600, removed on exit)",
+        token.display()
+    );
+    println!();
+    println!("Try, in another terminal:");
+    println!("  # 1. sign in through the gateway; the session cookie lands in the jar");
+    println!("  curl --cacert {ca} -c /tmp/psu-jar -H 'Content-Type: application/json' -d '{{\"username\":\"admin\",\"password\":\"admin\"}}' {url}/api/v1/signin");
+    println!("  # 2. the Management API with only the cookie: the gateway injects the app token -> 200 and the JSON list");
+    println!("  curl --cacert {ca} -b /tmp/psu-jar {url}/api/v1/usersession");
+    println!("  # 3. no cookie -> 401 problem+json, nothing forwarded");
+    println!("  curl --cacert {ca} -i {url}/api/v1/usersession");
+    println!("  # 4. a forged credential header is stripped and replaced -> still 200 with the gateway's token");
+    println!("  curl --cacert {ca} -b /tmp/psu-jar -H 'X-PSU-Authorization: Bearer forged' {url}/api/v1/usersession");
+    println!("  # 5. a forged credential without a session -> 401");
+    println!(
+        "  curl --cacert {ca} -i -H 'X-PSU-Authorization: Bearer forged' {url}/api/v1/usersession"
+    );
+    println!();
+    println!("Ctrl-C stops everything.");
+}

@@ -1,0 +1,82 @@
+//! Parses the human durations used in config and flags ("250ms", "10s", "5m", "1h").
+
+use std::time::Duration;
+
+/// Why a duration string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("expected a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got {0:?}")]
+    Malformed(String),
+    #[error("duration {0:?} is too large")]
+    TooLarge(String),
+}
+
+/// Parses `<digits><unit>` with unit `ms`, `s`, `m` or `h`. No fractions, no
+/// sign, no spaces: an operator typo should fail loudly rather than be guessed.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let malformed = || DurationError::Malformed(text.to_owned());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(malformed)?;
+    let (digits, unit) = text.split_at(split);
+    if digits.is_empty() {
+        return Err(malformed());
+    }
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| DurationError::TooLarge(text.to_owned()))?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(malformed()),
+    };
+    value
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| DurationError::TooLarge(text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_each_unit() {
+        let cases = [
+            ("250ms", 250),
+            ("10s", 10_000),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("0s", 0),
+        ];
+        for (text, millis) in cases {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(millis)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_malformed_and_huge() {
+        for text in [
+            "", "10", "s", "1.5s", "-1s", " 1s", "1s ", "1 s", "1d", "1S", "1sec",
+        ] {
+            assert!(
+                matches!(parse_duration(text), Err(DurationError::Malformed(_))),
+                "{text:?} should be malformed"
+            );
+        }
+        assert!(matches!(
+            parse_duration("99999999999999999999s"),
+            Err(DurationError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_duration("18446744073709551615h"),
+            Err(DurationError::TooLarge(_))
+        ));
+    }
+}

@@ -1,0 +1,242 @@
+//! Request header sanity checks and the strip-then-set rewrites.
+//!
+//! Every function here is pure over a `HeaderMap` so each rule is tested with
+//! hostile input on its own. Order matters: strip everything a client could
+//! have forged, then set what the gateway vouches for, so no client header
+//! (nor a `Connection` option naming one) can survive into or remove a
+//! gateway-set value.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Why a request's headers are refused (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("header names containing '_' are refused (IIS and CGI map '_' to '-')")]
+    Underscore,
+    #[error("more than one {0} header")]
+    Duplicate(HeaderName),
+    #[error("Content-Length must be a single value of digits")]
+    ContentLength,
+    #[error("Transfer-Encoding other than a single \"chunked\" is refused")]
+    TransferEncoding,
+    #[error("Content-Length and Transfer-Encoding together are refused (request smuggling)")]
+    LengthAndEncoding,
+    #[error("Upgrade: h2c is refused")]
+    H2cUpgrade,
+}
+
+/// Headers that describe one hop and never travel through a proxy.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Forwarding metadata only the gateway (or a trusted proxy) may assert.
+const FORWARDING: [HeaderName; 10] = [
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    header::FORWARDED,
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-request-id"),
+];
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_PSU_AUTHORIZATION: HeaderName = HeaderName::from_static("x-psu-authorization");
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// Step 6 of the pipeline: refuse header shapes that let two parsers disagree.
+pub fn check_sanity(
+    headers: &HeaderMap,
+    credential: Option<&HeaderName>,
+) -> Result<(), HeaderError> {
+    if headers.keys().any(|name| name.as_str().contains('_')) {
+        return Err(HeaderError::Underscore);
+    }
+    let singletons = [header::HOST, header::AUTHORIZATION, X_PSU_AUTHORIZATION];
+    for name in singletons.iter().chain(credential) {
+        if headers.get_all(name).iter().count() > 1 {
+            return Err(HeaderError::Duplicate(name.clone()));
+        }
+    }
+    check_framing(headers)?;
+    let h2c = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .any(|v| list_tokens(v).any(|t| t.eq_ignore_ascii_case("h2c")));
+    if h2c {
+        return Err(HeaderError::H2cUpgrade);
+    }
+    Ok(())
+}
+
+fn check_framing(headers: &HeaderMap) -> Result<(), HeaderError> {
+    let lengths: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    let encodings: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    let digits = |v: &&HeaderValue| !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit);
+    if lengths.len() > 1 || !lengths.iter().all(digits) {
+        return Err(HeaderError::ContentLength);
+    }
+    let single_chunked =
+        matches!(encodings.as_slice(), [v] if v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if !encodings.is_empty() && !single_chunked {
+        return Err(HeaderError::TransferEncoding);
+    }
+    if !lengths.is_empty() && !encodings.is_empty() {
+        return Err(HeaderError::LengthAndEncoding);
+    }
+    Ok(())
+}
+
+/// Comma-separated tokens of a list header, trimmed, empties skipped.
+fn list_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value
+        .to_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers and every header a `Connection` option names,
+/// except the ones the routing and session decisions were made on: dropping
+/// `Host` or `Cookie` would forward a different request than the one checked.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(list_tokens)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|n| *n != header::HOST && *n != header::COOKIE)
+        .collect();
+    let te_trailers = keep_te_trailers
+        && headers
+            .get_all(header::TE)
+            .iter()
+            .flat_map(list_tokens)
+            .any(|t| t.eq_ignore_ascii_case("trailers"));
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Removes client-asserted forwarding metadata. From a trusted proxy the
+/// existing `X-Forwarded-For` and `X-Request-Id` are returned so they can be
+/// extended; everything else is always replaced.
+pub fn strip_forwarding(headers: &mut HeaderMap, trusted_peer: bool) -> Forwarded {
+    let kept = if trusted_peer {
+        Forwarded {
+            for_chain: joined(headers, &X_FORWARDED_FOR),
+            request_id: headers
+                .get(X_REQUEST_ID)
+                .filter(|v| is_request_id(v.as_bytes()))
+                .cloned(),
+        }
+    } else {
+        Forwarded::default()
+    };
+    for name in &FORWARDING {
+        headers.remove(name);
+    }
+    kept
+}
+
+/// What a trusted proxy told us about earlier hops.
+#[derive(Debug, Default, Clone)]
+pub struct Forwarded {
+    pub for_chain: Option<String>,
+    pub request_id: Option<HeaderValue>,
+}
+
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn is_request_id(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Removes every credential header a client could send, whatever its case
+/// (header names are already case-folded by the HTTP stack).
+pub fn strip_client_credentials(headers: &mut HeaderMap, credential: Option<&HeaderName>) {
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(X_PSU_AUTHORIZATION);
+    if let Some(name) = credential {
+        headers.remove(name);
+    }
+}
+
+/// The values the gateway vouches for on the forwarded request.
+pub struct ForwardedFor<'a> {
+    pub peer: IpAddr,
+    pub host: &'a str,
+    pub request_id: &'a HeaderValue,
+    pub earlier: Option<&'a str>,
+}
+
+pub fn set_forwarding(headers: &mut HeaderMap, f: &ForwardedFor<'_>) {
+    let chain = match f.earlier {
+        Some(earlier) => format!("{earlier}, {}", f.peer),
+        None => f.peer.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+    if let Ok(value) = HeaderValue::from_str(f.host) {
+        headers.insert(X_FORWARDED_HOST, value);
+    }
+    headers.insert(X_REQUEST_ID, f.request_id.clone());
+}
+
+/// Strips hop-by-hop headers from an upstream response (and those its
+/// `Connection` names).
+pub fn strip_response_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(list_tokens)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Responses on authenticated routes carry per-user data: keep them out of
+/// shared caches unless the upstream said otherwise.
+pub fn mark_private(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+}
+
+#[cfg(test)]
+mod tests;

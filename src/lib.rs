@@ -1,0 +1,28 @@
+//! psu-gateway: a TLS reverse proxy that stands where IIS would in front of
+//! PowerShell Universal, checks the dashboard user's session with PSU, and
+//! injects a server-side app token only on allowlisted routes.
+//!
+//! The request path is [`proxy::Gateway::handle`]; the pure pieces it is
+//! built from ([`path`], [`routes`], [`headers`], [`cookies`], [`csrf`],
+//! [`target`]) are public so tests and benches can drive them directly.
+
+pub mod check;
+pub mod config;
+pub mod cookies;
+pub mod csrf;
+pub mod demo;
+pub mod devcert;
+pub mod duration;
+pub mod headers;
+pub mod path;
+pub mod problem;
+pub mod proxy;
+pub mod routes;
+pub mod secret;
+pub mod server;
+pub mod session;
+pub mod signals;
+pub mod sim;
+pub mod target;
+pub mod tls;
+pub mod upstream;

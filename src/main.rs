@@ -1,0 +1,139 @@
+//! `psu-gateway`: command-line entry point. Errors print their chain; bad
+//! config or usage exits 2, runtime failures exit 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use psu_gateway::{check, config, demo, devcert, server, sim};
+use tracing_subscriber::EnvFilter;
+
+/// TLS reverse proxy for PowerShell Universal: checks the dashboard user's
+/// session with PSU and injects a server-side app token on allowlisted routes.
+#[derive(Parser)]
+#[command(name = "psu-gateway", version)]
+struct Cli {
+    /// Log line format (RUST_LOG filters, e.g. RUST_LOG=info,access=info).
+    #[arg(long, value_enum, default_value = "pretty", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a config file until SIGINT/SIGTERM.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate a config file, print the effective route table and warnings; exit 0 or 2.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write a self-signed certificate (gateway.crt) and key (gateway.key) for the given names.
+    DevCert {
+        /// Directory to write into (created when missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// DNS names or IP addresses the certificate is valid for.
+        #[arg(long = "name", required = true, num_args = 1..)]
+        names: Vec<String>,
+    },
+    /// Start the PSU simulator, a dev certificate and the gateway on loopback, and print commands to try.
+    Demo(demo::DemoArgs),
+    /// Run the PSU simulator alone, or mint a PSU-format app token.
+    Sim(Box<sim::SimArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run { config } => run(&config).await,
+        Command::Check { config } => check(&config),
+        Command::DevCert { out, names } => report(devcert::write(&out, &names).map(|p| {
+            println!("wrote {} and {}", p.cert.display(), p.key.display());
+        })),
+        Command::Demo(args) => match demo::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(demo::DemoError::Config(errors)) => config_failed(&errors),
+            Err(e) => report(Err::<(), _>(e)),
+        },
+        Command::Sim(args) => report(sim::run_cli(*args).await),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<config::Loaded, ExitCode> {
+    let loaded = config::load(path).map_err(|errors| config_failed(&errors))?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(loaded)
+}
+
+fn config_failed(errors: &config::ConfigErrors) -> ExitCode {
+    eprintln!("{errors}");
+    ExitCode::from(2)
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(loaded) => {
+            println!("{}: OK", path.display());
+            print!("{}", check::summary(&loaded.config));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+async fn run(path: &std::path::Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    report(server::run(loaded.config, psu_gateway::signals::shutdown()).await)
+}
+
+fn report<T>(result: Result<(), T>) -> ExitCode
+where
+    T: Into<anyhow::Error>,
+{
+    match result.map_err(Into::into) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -1,0 +1,476 @@
+//! Turns an untrusted request path into the one canonical string that is both route-matched and forwarded.
+//!
+//! The gateway injects a credential on allowlisted routes only. If the string the
+//! allowlist sees and the string PSU resolves could differ (`/public/../admin`,
+//! `/public%2F..%2Fadmin`, `/public\..\admin`, overlong UTF-8 dots ...), an attacker
+//! gets the credential on a route that was never allowed. So every form that some
+//! parser might resolve differently is refused, and what is accepted is rewritten
+//! into a single canonical spelling:
+//!
+//! 1. decode: walk the bytes, turning `%XX` into a byte (malformed escapes refused);
+//! 2. validate: forbidden bytes, UTF-8 per segment, empty and dot segments;
+//! 3. re-encode: unreserved characters raw, every other escape or unsafe byte as
+//!    `%XX` with upper-case hex.
+//!
+//! The output is idempotent (`normalize(normalize(x)) == normalize(x)`) and
+//! percent-decodes to exactly the same bytes as the input.
+
+use thiserror::Error;
+
+/// Why a path was refused. Messages never echo the path: it is attacker input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum PathError {
+    #[error("request path does not start with '/'")]
+    NotAbsolute,
+    #[error("request path contains a percent-encoded '/', '\\', '%' or NUL")]
+    EncodedDelimiter,
+    #[error("request path contains a backslash")]
+    Backslash,
+    #[error("request path contains a control character")]
+    ControlCharacter,
+    #[error("request path contains a raw '#' (fragment)")]
+    Fragment,
+    #[error("request path contains a '.' or '..' segment")]
+    DotSegment,
+    #[error("request path contains an empty segment ('//')")]
+    EmptySegment,
+    #[error("request path is not valid UTF-8 once percent-decoded")]
+    InvalidUtf8,
+    #[error("request path contains a malformed percent-escape")]
+    MalformedEscape,
+}
+
+/// Normalizes the path of an origin-form request target (no query).
+///
+/// Returns the canonical path, or why it is refused. See the module docs.
+pub fn normalize_path(raw: &str) -> Result<String, PathError> {
+    let rest = raw.strip_prefix('/').ok_or(PathError::NotAbsolute)?;
+    let mut out = String::with_capacity(raw.len());
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        // `/a//b` is `/a/b` to some servers and not to others; only a single
+        // trailing `/` (`/api/`, or `/` itself) is unambiguous.
+        if segment.is_empty() && segments.peek().is_some() {
+            return Err(PathError::EmptySegment);
+        }
+        out.push('/');
+        let start = out.len();
+        normalize_segment(segment.as_bytes(), &mut out)?;
+        if is_dot_segment(&out[start..]) {
+            return Err(PathError::DotSegment);
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes, validates and re-encodes one segment (the bytes between two `/`),
+/// appending the canonical form to `out`.
+fn normalize_segment(segment: &[u8], out: &mut String) -> Result<(), PathError> {
+    let mut utf8 = Utf8Validator::default();
+    let mut i = 0;
+    while i < segment.len() {
+        let (byte, escaped) = if segment[i] == b'%' {
+            i += 3;
+            (decode_escape(segment.get(i - 2..i))?, true)
+        } else {
+            i += 1;
+            (segment[i - 1], false)
+        };
+        check_byte(byte, escaped)?;
+        utf8.push(byte)?;
+        if is_unreserved(byte) || (!escaped && is_safe_raw(byte)) {
+            out.push(char::from(byte));
+        } else {
+            push_escape(byte, out);
+        }
+    }
+    // A multi-byte sequence may not run into `/` or the end of the path.
+    utf8.finish()
+}
+
+/// The byte encoded by the two hex digits after a `%`. `%4`, `%zz`, a trailing
+/// `%` and `%+1` are refused: servers disagree on what such escapes mean.
+fn decode_escape(hex: Option<&[u8]>) -> Result<u8, PathError> {
+    match hex {
+        Some(&[high, low]) => match (hex_value(high), hex_value(low)) {
+            (Some(high), Some(low)) => Ok(high << 4 | low),
+            _ => Err(PathError::MalformedEscape),
+        },
+        _ => Err(PathError::MalformedEscape),
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Refuses bytes that some parser treats as structure.
+fn check_byte(byte: u8, escaped: bool) -> Result<(), PathError> {
+    match (byte, escaped) {
+        // `%2F`/`%5C` become separators after a later decode (`/public%2F..%2Fadmin`),
+        // `%25` is double encoding (`%252e` -> `%2e` -> `.`), `%00` truncates C strings.
+        (b'/' | b'\\' | b'%' | 0, true) => Err(PathError::EncodedDelimiter),
+        // CR/LF/TAB injection into logs and upstream request lines, NUL truncation.
+        (0x00..=0x1F | 0x7F, _) => Err(PathError::ControlCharacter),
+        // Windows (and IIS/Kestrel on it) treat `\` as `/`: `/public\..\admin`.
+        (b'\\', false) => Err(PathError::Backslash),
+        // A fragment is never sent; a raw `#` here means a confused client or a smuggling attempt.
+        (b'#', false) => Err(PathError::Fragment),
+        _ => Ok(()),
+    }
+}
+
+/// RFC 3986 unreserved: safe to decode, since every server treats `%41` and `A` alike.
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Other raw pchar bytes (sub-delims, `:`, `@`) kept raw. Their escaped form is
+/// kept escaped: `%3B` and `;` may mean different things to the upstream.
+/// Raw bytes outside pchar (`"`, `{`, space, `?`, non-ASCII ...) get escaped, so
+/// the forwarded request line is always a valid URI.
+fn is_safe_raw(byte: u8) -> bool {
+    matches!(
+        byte,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@'
+    )
+}
+
+fn push_escape(byte: u8, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(byte >> 4)]));
+    out.push(char::from(HEX[usize::from(byte & 0x0F)]));
+}
+
+/// Canonical spellings that count as a dot: `.` itself, plus the Unicode dot
+/// look-alikes that NFKC or "best fit" mappings on some Windows stacks fold into
+/// `.` (U+2024 one dot leader, U+2025 two dot leader, U+FE52 small full stop,
+/// U+FF0E fullwidth full stop).
+const DOTS: [&str; 5] = [".", "%E2%80%A4", "%E2%80%A5", "%EF%B9%92", "%EF%BC%8E"];
+
+/// Whether a canonical segment is `.` or `..` in disguise: made only of dots and
+/// spaces, with at least one dot, before any `;`. Win32 path handling strips
+/// trailing dots and spaces (`..%20`, `...`), and Tomcat-style servers drop
+/// `;params` (`..;x`), so all of these are treated as `..`.
+fn is_dot_segment(segment: &str) -> bool {
+    let name = segment.split(';').next().unwrap_or_default();
+    let mut rest = name;
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("%20") {
+            rest = after;
+        } else if let Some(after) = DOTS.iter().find_map(|dot| rest.strip_prefix(dot)) {
+            rest = after;
+            dots += 1;
+        } else {
+            return false;
+        }
+    }
+    dots > 0
+}
+
+/// Incremental UTF-8 check over decoded bytes (RFC 3629 table 3-7): refuses
+/// overlong forms (`%C0%AE` is an overlong `.`, `%E0%80%AE` too), surrogates
+/// (`%ED%A0%80`), lone continuation bytes and code points above U+10FFFF.
+/// Decoders that accept these turn them into `.` or `/` after we checked.
+#[derive(Default)]
+struct Utf8Validator {
+    /// Continuation bytes still expected.
+    pending: u8,
+    /// Allowed range of the next continuation byte.
+    low: u8,
+    high: u8,
+}
+
+impl Utf8Validator {
+    fn push(&mut self, byte: u8) -> Result<(), PathError> {
+        if self.pending > 0 {
+            if !(self.low..=self.high).contains(&byte) {
+                return Err(PathError::InvalidUtf8);
+            }
+            self.pending -= 1;
+            (self.low, self.high) = (0x80, 0xBF);
+            return Ok(());
+        }
+        (self.pending, self.low, self.high) = match byte {
+            0x00..=0x7F => (0, 0x80, 0xBF),
+            0xC2..=0xDF => (1, 0x80, 0xBF),
+            0xE0 => (2, 0xA0, 0xBF),
+            0xE1..=0xEC | 0xEE..=0xEF => (2, 0x80, 0xBF),
+            0xED => (2, 0x80, 0x9F),
+            0xF0 => (3, 0x90, 0xBF),
+            0xF1..=0xF3 => (3, 0x80, 0xBF),
+            0xF4 => (3, 0x80, 0x8F),
+            _ => return Err(PathError::InvalidUtf8),
+        };
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), PathError> {
+        if self.pending == 0 {
+            Ok(())
+        } else {
+            Err(PathError::InvalidUtf8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepted_paths_have_their_canonical_form() {
+        let cases = [
+            ("/", "/"),
+            ("/api", "/api"),
+            ("/api/", "/api/"),
+            ("/api/v1/usersession", "/api/v1/usersession"),
+            ("/api/v1/%75sersession", "/api/v1/usersession"),
+            ("/api/v1/%55SERSESSION", "/api/v1/USERSESSION"),
+            ("/a/%7e", "/a/~"),
+            ("/a/%7E", "/a/~"),
+            ("/a/%2d%2D%5f%5F", "/a/--__"),
+            ("/a/%41%5a%61%7a%30%39", "/a/AZaz09"),
+            ("/a%3ab", "/a%3Ab"),
+            ("/a%3Ab", "/a%3Ab"),
+            ("/a:b", "/a:b"),
+            ("/api/v1/usersession;x", "/api/v1/usersession;x"),
+            ("/a;b=c,d", "/a;b=c,d"),
+            ("/API/V1/UserSession", "/API/V1/UserSession"),
+            ("/%E2%82%AC", "/%E2%82%AC"),
+            ("/%e2%82%ac", "/%E2%82%AC"),
+            ("/caf%c3%a9", "/caf%C3%A9"),
+            ("/caf\u{e9}", "/caf%C3%A9"),
+            ("/\u{20ac}/x", "/%E2%82%AC/x"),
+            ("/\u{1F600}", "/%F0%9F%98%80"),
+            ("/%F4%8F%BF%BF", "/%F4%8F%BF%BF"),
+            ("/%ED%9F%BF", "/%ED%9F%BF"),
+            ("/a%20b", "/a%20b"),
+            ("/a b", "/a%20b"),
+            ("/%3F%23", "/%3F%23"),
+            ("/a?b", "/a%3Fb"),
+            (
+                "/a\"b{c}|d^e`f<g>h[i]",
+                "/a%22b%7Bc%7D%7Cd%5Ee%60f%3Cg%3Eh%5Bi%5D",
+            ),
+            ("/!$&'()*+,;=:@", "/!$&'()*+,;=:@"),
+            ("/a.b/.c/d./..e/f..", "/a.b/.c/d./..e/f.."),
+            ("/.well-known/x", "/.well-known/x"),
+            ("/a/;", "/a/;"),
+            ("/a/;..", "/a/;.."),
+            ("/a/%20", "/a/%20"),
+            ("/a%2e%2Eb", "/a..b"),
+            ("/%2ea", "/.a"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(normalize_path(raw).as_deref(), Ok(expected), "{raw:?}");
+            assert_eq!(
+                normalize_path(expected).as_deref(),
+                Ok(expected),
+                "{raw:?} twice"
+            );
+        }
+    }
+
+    #[test]
+    fn attack_paths_are_refused_for_the_right_reason() {
+        use PathError::*;
+        let cases: &[(&str, PathError)] = &[
+            ("", NotAbsolute),
+            ("api/v1", NotAbsolute),
+            ("*", NotAbsolute),
+            ("%2Fapi", NotAbsolute),
+            ("\\api", NotAbsolute),
+            ("http://evil/api", NotAbsolute),
+            (" /api", NotAbsolute),
+            ("/public%2F..%2Fadmin", EncodedDelimiter),
+            ("/public%2f..%2fadmin", EncodedDelimiter),
+            ("/a%5Cb", EncodedDelimiter),
+            ("/a%5cb", EncodedDelimiter),
+            ("/a%00", EncodedDelimiter),
+            ("/a%25", EncodedDelimiter),
+            ("/%252e%252e/admin", EncodedDelimiter),
+            ("/a%252Fb", EncodedDelimiter),
+            ("/public\\..\\admin", Backslash),
+            ("/a\\b", Backslash),
+            ("/a\\", Backslash),
+            ("/a\u{0}", ControlCharacter),
+            ("/a\r\nHost: evil", ControlCharacter),
+            ("/a\tb", ControlCharacter),
+            ("/a\u{7f}", ControlCharacter),
+            ("/a%0d%0aX:1", ControlCharacter),
+            ("/a%0A", ControlCharacter),
+            ("/a%09", ControlCharacter),
+            ("/a%1f", ControlCharacter),
+            ("/a%7F", ControlCharacter),
+            ("/a%7f", ControlCharacter),
+            ("/a#b", Fragment),
+            ("/public#/../admin", Fragment),
+            ("/.", DotSegment),
+            ("/..", DotSegment),
+            ("/./a", DotSegment),
+            ("/a/./b", DotSegment),
+            ("/a/../b", DotSegment),
+            ("/a/..", DotSegment),
+            ("/a/../", DotSegment),
+            ("/public/../admin", DotSegment),
+            ("/a/%2e/b", DotSegment),
+            ("/a/%2E/b", DotSegment),
+            ("/a/%2e%2e/b", DotSegment),
+            ("/a/%2E%2E/b", DotSegment),
+            ("/a/.%2e/b", DotSegment),
+            ("/a/%2e./b", DotSegment),
+            ("/a/%2E./", DotSegment),
+            ("/a/.../b", DotSegment),
+            ("/a/..%20/b", DotSegment),
+            ("/a/. ./b", DotSegment),
+            ("/a/..;x/b", DotSegment),
+            ("/a/..;/b", DotSegment),
+            ("/a/.;/b", DotSegment),
+            ("/a/%EF%BC%8E%EF%BC%8E/b", DotSegment),
+            ("/a/\u{ff0e}\u{ff0e}/b", DotSegment),
+            ("/a/%E2%80%A5/b", DotSegment),
+            ("/a/%ef%b9%92/b", DotSegment),
+            ("//", EmptySegment),
+            ("//evil.example/x", EmptySegment),
+            ("/a//b", EmptySegment),
+            ("/a//", EmptySegment),
+            ("///", EmptySegment),
+            ("/a/b//", EmptySegment),
+            ("/a%C0%AE%C0%AE/b", InvalidUtf8),
+            ("/%C0%AE%C0%AE/admin", InvalidUtf8),
+            ("/%c0%af", InvalidUtf8),
+            ("/%C1%9C", InvalidUtf8),
+            ("/%E0%80%AE", InvalidUtf8),
+            ("/%F0%80%80%AE", InvalidUtf8),
+            ("/%80", InvalidUtf8),
+            ("/a%BF", InvalidUtf8),
+            ("/%ED%A0%80", InvalidUtf8),
+            ("/%ED%BF%BF", InvalidUtf8),
+            ("/%F4%90%80%80", InvalidUtf8),
+            ("/%F5%80%80%80", InvalidUtf8),
+            ("/%FF", InvalidUtf8),
+            ("/%C3", InvalidUtf8),
+            ("/%C3/%A9", InvalidUtf8),
+            ("/%E2%82", InvalidUtf8),
+            ("/%C3a", InvalidUtf8),
+            ("/%E2\u{20ac}", InvalidUtf8),
+            ("/%zz", MalformedEscape),
+            ("/%4", MalformedEscape),
+            ("/a%", MalformedEscape),
+            ("/a%/b", MalformedEscape),
+            ("/%%41", MalformedEscape),
+            ("/%+1", MalformedEscape),
+            ("/%-1", MalformedEscape),
+            ("/% 1", MalformedEscape),
+            ("/%4g", MalformedEscape),
+            ("/%\u{e9}", MalformedEscape),
+            ("/%u002e", MalformedEscape),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(normalize_path(raw), Err(*expected), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn error_messages_do_not_echo_the_path() {
+        let err = normalize_path("/secret-token/%zz").unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    /// Percent-decodes (test oracle): what a server that decodes everything sees.
+    fn decode(path: &str) -> Vec<u8> {
+        let bytes = path.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// Paths built from the characters that matter, so the interesting branches are hit.
+    fn pathish() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("/".to_owned()),
+                Just(".".to_owned()),
+                Just("%".to_owned()),
+                Just(";".to_owned()),
+                Just(" ".to_owned()),
+                "[a-zA-Z0-9~_:@!\\\\#?\"-]".prop_map(String::from),
+                "%[0-9a-fA-F]{2}",
+                "[\u{80}-\u{10FFFF}]".prop_map(String::from),
+            ],
+            0..24,
+        )
+        .prop_map(|parts| format!("/{}", parts.concat()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_panics_on_arbitrary_strings(raw in any::<String>()) {
+            let _ = normalize_path(&raw);
+            let _ = normalize_path(&format!("/{raw}"));
+        }
+
+        #[test]
+        fn is_idempotent(raw in pathish()) {
+            if let Ok(once) = normalize_path(&raw) {
+                prop_assert_eq!(normalize_path(&once), Ok(once.clone()));
+            }
+        }
+
+        #[test]
+        fn output_is_canonical_and_safe(raw in pathish()) {
+            if let Ok(out) = normalize_path(&raw) {
+                prop_assert!(out.starts_with('/'));
+                prop_assert!(out.bytes().all(|b| b.is_ascii_graphic()), "{}", out);
+                for bad in ["//", "%2F", "%5C", "%25", "%00", "\\", "#", "/./", "/../"] {
+                    prop_assert!(!out.contains(bad), "{} in {}", bad, out);
+                }
+                prop_assert!(!out.ends_with("/.") && !out.ends_with("/.."));
+                // Every escape has two upper-case hex digits.
+                for (i, _) in out.match_indices('%') {
+                    let hex = &out[i + 1..i + 3];
+                    prop_assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)));
+                }
+            }
+        }
+
+        #[test]
+        fn output_means_the_same_bytes(raw in pathish()) {
+            if let Ok(out) = normalize_path(&raw) {
+                prop_assert_eq!(decode(&out), decode(&raw));
+                prop_assert!(std::str::from_utf8(&decode(&out)).is_ok());
+            }
+        }
+
+        #[test]
+        fn utf8_check_agrees_with_std(bytes in proptest::collection::vec(0x80u8..=0xFF, 1..8)) {
+            let joined: String = bytes.iter().map(|b| format!("%{b:02x}")).collect();
+            let verdict = normalize_path(&format!("/x{joined}"));
+            match std::str::from_utf8(&bytes) {
+                Ok(_) => prop_assert!(verdict.is_ok(), "{:?}", verdict),
+                Err(_) => prop_assert_eq!(verdict, Err(PathError::InvalidUtf8)),
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Every way the gateway refuses a request, its status, and the
+//! `application/problem+json` body (RFC 9457) it answers with.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use crate::cookies::CookieError;
+use crate::csrf::CsrfError;
+use crate::headers::{HeaderError, X_REQUEST_ID};
+use crate::path::PathError;
+use crate::session::SessionError;
+use crate::target::{HostError, TargetError};
+use crate::upstream::{Body, UpstreamError};
+
+/// A request the gateway answers itself. The `Display` text is the
+/// problem's `detail`: written for an operator, never holding a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    #[error(transparent)]
+    Cookie(#[from] CookieError),
+    #[error("the request body is larger than limits.max_body_bytes")]
+    BodyTooLarge,
+    #[error("no route matches this path and method")]
+    NoRoute,
+    #[error("this route is denied by the gateway's configuration")]
+    Denied,
+    #[error(transparent)]
+    Csrf(#[from] CsrfError),
+    #[error("this route needs a signed-in PSU session and the request carries no complete session cookie")]
+    NoSession,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("the signed-in user holds none of the roles this route requires")]
+    MissingRole,
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("the request could not be rebuilt for the upstream")]
+    Unforwardable,
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Target(TargetError::Trace) => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Target(TargetError::NotOriginForm | TargetError::Connect) => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::Host(HostError::NotServed) => StatusCode::MISDIRECTED_REQUEST,
+            Rejection::Host(
+                HostError::Missing
+                | HostError::Multiple
+                | HostError::Malformed
+                | HostError::Mismatch,
+            ) => StatusCode::BAD_REQUEST,
+            Rejection::Path(
+                PathError::NotAbsolute
+                | PathError::EncodedDelimiter
+                | PathError::Backslash
+                | PathError::ControlCharacter
+                | PathError::Fragment
+                | PathError::DotSegment
+                | PathError::EmptySegment
+                | PathError::InvalidUtf8
+                | PathError::MalformedEscape,
+            ) => StatusCode::BAD_REQUEST,
+            Rejection::Header(
+                HeaderError::Underscore
+                | HeaderError::Duplicate(_)
+                | HeaderError::ContentLength
+                | HeaderError::TransferEncoding
+                | HeaderError::LengthAndEncoding
+                | HeaderError::H2cUpgrade,
+            ) => StatusCode::BAD_REQUEST,
+            Rejection::Cookie(CookieError::Tossing { .. } | CookieError::NotText) => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::NoRoute => StatusCode::NOT_FOUND,
+            Rejection::Denied => StatusCode::FORBIDDEN,
+            Rejection::Csrf(CsrfError::CrossSite | CsrfError::ForeignOrigin) => {
+                StatusCode::FORBIDDEN
+            }
+            Rejection::NoSession => StatusCode::UNAUTHORIZED,
+            Rejection::Session(SessionError::Rejected { .. }) => StatusCode::UNAUTHORIZED,
+            Rejection::Session(SessionError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::MissingRole => StatusCode::FORBIDDEN,
+            Rejection::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Rejection::Unforwardable => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A short, fixed label for logs and metrics (no user input in it).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Target(_) => "target",
+            Rejection::Host(_) => "host",
+            Rejection::Path(_) => "path",
+            Rejection::Header(_) | Rejection::Cookie(_) | Rejection::Unforwardable => "header",
+            Rejection::BodyTooLarge => "size",
+            Rejection::NoRoute => "no_route",
+            Rejection::Denied => "denied",
+            Rejection::Csrf(_) => "csrf",
+            Rejection::NoSession | Rejection::Session(SessionError::Rejected { .. }) => {
+                "unauthenticated"
+            }
+            Rejection::MissingRole => "role",
+            Rejection::Session(SessionError::Unavailable { .. }) => "introspection",
+            Rejection::Upstream(UpstreamError::Timeout(_)) => "timeout",
+            Rejection::Upstream(_) => "upstream",
+        }
+    }
+}
+
+/// Builds the problem+json response for a rejection.
+pub fn problem_response(
+    rejection: &Rejection,
+    request_id: &HeaderValue,
+    close: bool,
+) -> Response<Body> {
+    let status = rejection.status();
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": rejection.to_string(),
+        "request_id": request_id.to_str().unwrap_or(""),
+    });
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_REQUEST_ID, request_id.clone());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    if close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}

@@ -1,0 +1,386 @@
+//! The request pipeline, in behaviour.md's order. `handle` logs and turns
+//! rejections into problem responses around `pipeline`, a straight run of
+//! steps that each either pass the request on or refuse it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{HeaderValue, CONTENT_LENGTH, COOKIE, HOST, TRANSFER_ENCODING};
+use http::{HeaderMap, Request, Response, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::config::{Config, UpstreamProtocol};
+use crate::cookies::{extract_session, join_cookie_fields, strip_session_cookies, SessionLookup};
+use crate::headers::{self, ForwardedFor, X_REQUEST_ID};
+use crate::path::normalize_path;
+use crate::problem::{problem_response, Rejection};
+use crate::routes::{Access, ClientCredentials, Route};
+use crate::session::{CacheOutcome, IntrospectionContext, SessionAuth};
+use crate::target::{check_target, validated_host};
+use crate::upstream::{Body, UpstreamBuildError, UpstreamClient};
+use crate::{csrf, session};
+
+/// Everything a request needs: config, the upstream pool, the session cache.
+pub struct Gateway {
+    config: Config,
+    upstream: UpstreamClient,
+    sessions: Option<SessionAuth>,
+    credential: Option<HeaderValue>,
+}
+
+/// What the access log line reports about one request.
+#[derive(Debug, Default)]
+struct Record {
+    path: Option<String>,
+    route: Option<String>,
+    access: Option<Access>,
+    identity: Option<String>,
+    cache: Option<CacheOutcome>,
+    injected: bool,
+    upstream_time: Option<Duration>,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Result<Self, UpstreamBuildError> {
+        let upstream = UpstreamClient::new(&config.upstream)?;
+        let sessions = config
+            .session
+            .clone()
+            .map(|s| SessionAuth::new(s, upstream.clone()));
+        let credential = config.credential.as_ref().map(|c| c.header_value());
+        Ok(Self {
+            config,
+            upstream,
+            sessions,
+            credential,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves one request; never fails (rejections become problem+json).
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let trusted = self.is_trusted(peer);
+        let request_id = request_id(request.headers(), trusted);
+        let method = request.method().clone();
+        let version = request.version();
+        let close_on_error = version < Version::HTTP_2 && has_body_framing(request.headers());
+        let mut record = Record::default();
+        let mut response = match self
+            .pipeline(request, peer, trusted, &request_id, &mut record)
+            .await
+        {
+            Ok(response) => response,
+            Err(rejection) => {
+                tracing::debug!(request_id = %request_id.to_str().unwrap_or(""), reason = rejection.reason(), error = %rejection, "rejected");
+                let close = close_on_error || matches!(rejection, Rejection::Header(_));
+                problem_response(&rejection, &request_id, close)
+            }
+        };
+        if let Some(hsts) = &self.config.tls.hsts {
+            response
+                .headers_mut()
+                .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+        log_access(&record, &method, peer, &request_id, &response, started);
+        response
+    }
+
+    async fn pipeline(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        trusted: bool,
+        request_id: &HeaderValue,
+        record: &mut Record,
+    ) -> Result<Response<Body>, Rejection> {
+        // 3. Only origin-form targets: one opinion about where the request goes.
+        check_target(request.method(), request.uri(), request.version())?;
+        // 4. One Host, and one this gateway serves.
+        let host = validated_host(
+            request.uri(),
+            request.headers(),
+            request.version(),
+            &self.config.listen.hostnames,
+        )?;
+        // 5. The path that is matched is the path that is forwarded.
+        let path = normalize_path(request.uri().path())?;
+        record.path = Some(path.clone());
+        // 6. Header shapes that let two parsers disagree are refused.
+        let credential_header = self.config.credential.as_ref().map(|c| &c.header);
+        headers::check_sanity(request.headers(), credential_header)?;
+        self.check_declared_length(request.headers())?;
+        let cookie = join_cookie_fields(request.headers().get_all(COOKIE))
+            .ok()
+            .flatten();
+        let session = self.session_cookies(cookie.as_deref())?;
+        // 7. The allowlist.
+        let route = self.route(&path, &request, record)?;
+        if route.access.needs_session() {
+            // 8. A session used cross-site is a forged request.
+            csrf::check(
+                request.headers(),
+                &host,
+                self.config.csrf.allowed_origins.as_deref(),
+            )?;
+            // 9. The session must be live in PSU, with a role when required.
+            self.authenticate(route, session, peer, &host, request_id, record)
+                .await?;
+        }
+        // 10. Strip, then set.
+        let upstream_request = self.rewrite(
+            request, route, &path, &host, peer, trusted, request_id, cookie,
+        )?;
+        record.injected = route.access == Access::Inject;
+        // 11. Forward.
+        let sent = Instant::now();
+        let response = self
+            .upstream
+            .send(upstream_request, self.config.limits.upstream_timeout)
+            .await;
+        record.upstream_time = Some(sent.elapsed());
+        // 12. Response rewrite.
+        Ok(rewrite_response(response?, route, request_id))
+    }
+
+    fn is_trusted(&self, peer: SocketAddr) -> bool {
+        let ip = peer.ip().to_canonical();
+        self.config
+            .forwarding
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ip))
+    }
+
+    fn check_declared_length(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match declared {
+            Some(length) if length > self.config.limits.max_body_bytes => {
+                Err(Rejection::BodyTooLarge)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Cookie tossing is refused on every route: PSU would pick one of the
+    /// duplicates, the gateway another.
+    fn session_cookies(&self, cookie: Option<&str>) -> Result<SessionLookup, Rejection> {
+        match (&self.sessions, cookie) {
+            (Some(sessions), Some(cookie)) => Ok(extract_session(cookie, sessions.cookie_names())?),
+            _ => Ok(SessionLookup::Absent),
+        }
+    }
+
+    fn route(
+        &self,
+        path: &str,
+        request: &Request<Incoming>,
+        record: &mut Record,
+    ) -> Result<&Route, Rejection> {
+        let route = self
+            .config
+            .routes
+            .find(path, request.method())
+            .ok_or(Rejection::NoRoute)?;
+        record.route = Some(route.name.clone());
+        record.access = Some(route.access);
+        match route.access {
+            Access::Deny => Err(Rejection::Denied),
+            Access::Public | Access::Session | Access::Inject => Ok(route),
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        route: &Route,
+        session: SessionLookup,
+        peer: SocketAddr,
+        host: &str,
+        request_id: &HeaderValue,
+        record: &mut Record,
+    ) -> Result<(), Rejection> {
+        let (Some(sessions), SessionLookup::Present(cookies)) = (&self.sessions, session) else {
+            record.cache = Some(CacheOutcome::None);
+            return Err(Rejection::NoSession);
+        };
+        let ctx = IntrospectionContext {
+            peer: peer.ip().to_canonical(),
+            host,
+            request_id,
+        };
+        let (identity, outcome) = match sessions.authenticate(&cookies, &ctx).await {
+            Ok(found) => found,
+            Err(e) => {
+                record.cache = Some(match &e {
+                    session::SessionError::Rejected { outcome } => *outcome,
+                    session::SessionError::Unavailable { .. } => CacheOutcome::Miss,
+                });
+                return Err(e.into());
+            }
+        };
+        record.cache = Some(outcome);
+        record.identity.clone_from(&identity.name);
+        if identity.has_any_role(&route.roles) {
+            Ok(())
+        } else {
+            Err(Rejection::MissingRole)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite(
+        &self,
+        request: Request<Incoming>,
+        route: &Route,
+        path: &str,
+        host: &str,
+        peer: SocketAddr,
+        trusted: bool,
+        request_id: &HeaderValue,
+        cookie: Option<String>,
+    ) -> Result<Request<Body>, Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let uri = self
+            .upstream
+            .uri(path, parts.uri.query())
+            .ok_or(Rejection::Unforwardable)?;
+        let headers = &mut parts.headers;
+        headers::strip_hop_by_hop(headers, parts.version >= Version::HTTP_2);
+        let earlier = headers::strip_forwarding(headers, trusted);
+        let names = self
+            .sessions
+            .as_ref()
+            .map_or(&[][..], SessionAuth::cookie_names);
+        let cookie = match route.access {
+            Access::Inject => cookie.and_then(|c| strip_session_cookies(&c, names)),
+            Access::Public | Access::Session | Access::Deny => cookie,
+        };
+        set_cookie(headers, cookie);
+        let credential_header = self.config.credential.as_ref().map(|c| &c.header);
+        if route.access == Access::Inject || route.client_credentials == ClientCredentials::Strip {
+            headers::strip_client_credentials(headers, credential_header);
+        }
+        // Set: only now, after every strip.
+        headers::set_forwarding(
+            headers,
+            &ForwardedFor {
+                peer: peer.ip().to_canonical(),
+                host,
+                request_id,
+                earlier: earlier.for_chain.as_deref(),
+            },
+        );
+        let upstream_host = if self.config.upstream.preserve_host {
+            host
+        } else {
+            self.upstream.authority().as_str()
+        };
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(upstream_host).map_err(|_| Rejection::Unforwardable)?,
+        );
+        if let (Access::Inject, Some(name), Some(value)) =
+            (route.access, credential_header, &self.credential)
+        {
+            headers.insert(name.clone(), value.clone());
+        }
+        parts.uri = uri;
+        parts.version = match self.config.upstream.protocol {
+            UpstreamProtocol::Http1 => Version::HTTP_11,
+            UpstreamProtocol::H2 => Version::HTTP_2,
+        };
+        Ok(Request::from_parts(parts, body.boxed()))
+    }
+}
+
+/// Several `Cookie` fields (h2 splits them) travel as one joined field; a
+/// field that is not text is forwarded as sent (it cannot hold a session).
+fn set_cookie(headers: &mut HeaderMap, cookie: Option<String>) {
+    let Some(joined) = cookie else {
+        if headers.get_all(COOKIE).iter().all(|v| v.to_str().is_ok()) {
+            headers.remove(COOKIE);
+        }
+        return;
+    };
+    if let Ok(mut value) = HeaderValue::from_str(&joined) {
+        value.set_sensitive(true);
+        headers.insert(COOKIE, value);
+    }
+}
+
+fn rewrite_response(
+    response: Response<Incoming>,
+    route: &Route,
+    request_id: &HeaderValue,
+) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    headers::strip_response_hop_by_hop(&mut parts.headers);
+    if route.access.needs_session() {
+        headers::mark_private(&mut parts.headers);
+    }
+    parts.headers.insert(X_REQUEST_ID, request_id.clone());
+    Response::from_parts(parts, body.boxed())
+}
+
+fn has_body_framing(headers: &HeaderMap) -> bool {
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers.get_all(CONTENT_LENGTH).iter().any(|v| v != "0")
+}
+
+/// A trusted proxy's id is kept so one id follows the request end to end.
+fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
+    let kept = trusted
+        .then(|| headers.get(X_REQUEST_ID))
+        .flatten()
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)
+        });
+    match kept {
+        Some(value) => value.clone(),
+        None => HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("-")),
+    }
+}
+
+fn log_access(
+    record: &Record,
+    method: &http::Method,
+    peer: SocketAddr,
+    request_id: &HeaderValue,
+    response: &Response<Body>,
+    started: Instant,
+) {
+    let bytes_out = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    tracing::info!(
+        target: "access",
+        request_id = request_id.to_str().unwrap_or(""),
+        peer = %peer,
+        method = %method,
+        path = record.path.as_deref().unwrap_or("-"),
+        route = record.route.as_deref().unwrap_or("-"),
+        access = record.access.map_or("-", Access::as_str),
+        identity = record.identity.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        bytes_out,
+        total_ms = started.elapsed().as_secs_f64() * 1000.0,
+        upstream_ms = record.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+        cache = record.cache.unwrap_or(CacheOutcome::None).as_str(),
+        injected = record.injected,
+    );
+}

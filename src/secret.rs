@@ -1,0 +1,37 @@
+//! Wrapper for values that must never reach a log line: tokens, cookie values.
+
+use std::fmt;
+
+/// A secret string. `Debug` prints a fixed placeholder; the value is only
+/// reachable through [`Secret::expose`], so every use is greppable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_value() {
+        let secret = Secret::new("eyJhbGciOiJIUzI1NiJ9.top-secret");
+        let shown = format!("{secret:?} {:?}", Some(&secret));
+        assert!(!shown.contains("top-secret"), "{shown}");
+        assert_eq!(secret.expose(), "eyJhbGciOiJIUzI1NiJ9.top-secret");
+    }
+}

@@ -1,0 +1,197 @@
+//! The TLS listener: accept, handshake, serve HTTP/1.1 and h2 on one port.
+//!
+//! The accept loop follows hyper-util's graceful-shutdown example: every
+//! connection is watched so a shutdown signal stops accepting and lets
+//! requests in flight finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, Limits};
+use crate::proxy::Gateway;
+use crate::tls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot build the TLS listener: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamBuildError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A gateway serving in the background; dropping it does not stop it,
+/// [`RunningGateway::shutdown`] does.
+pub struct RunningGateway {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningGateway {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, waits for in-flight requests, then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Starts the gateway on an already bound listener (tests bind port 0).
+pub fn spawn(config: Config, listener: TcpListener) -> Result<RunningGateway, StartError> {
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen.addr,
+        source,
+    })?;
+    let server = Server::new(config, listener)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    Ok(RunningGateway {
+        addr,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Binds `listen.addr` and serves until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let addr = config.listen.addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(%addr, "listening");
+    Server::new(config, listener)?.serve(shutdown).await;
+    Ok(())
+}
+
+struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    limits: Limits,
+}
+
+impl Server {
+    fn new(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        let acceptor = TlsAcceptor::from(tls::server_config(&config.tls)?);
+        let limits = config.limits.clone();
+        let gateway = Arc::new(Gateway::new(config)?);
+        Ok(Self {
+            listener,
+            acceptor,
+            gateway,
+            limits,
+        })
+    }
+
+    async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let builder = Arc::new(http_builder(&self.limits));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let conn = Connection {
+                peer,
+                acceptor: self.acceptor.clone(),
+                gateway: self.gateway.clone(),
+                builder: builder.clone(),
+                limits: self.limits.clone(),
+            };
+            tokio::spawn(conn.serve(stream, graceful.watcher()));
+        }
+        drop(self.listener);
+        let grace = self.limits.shutdown_grace;
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?grace, "shutdown grace elapsed with connections still open");
+        }
+    }
+}
+
+fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams);
+    builder
+}
+
+/// One accepted TCP connection, from TLS handshake to the last response.
+struct Connection {
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Limits,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, watcher: Watcher) {
+        let peer = self.peer;
+        let _ = stream.set_nodelay(true);
+        let tls =
+            match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let gateway = self.gateway;
+        let service = service_fn(move |request| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, std::convert::Infallible>(gateway.handle(request, peer).await) }
+        });
+        let conn = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(tls), service);
+        if let Err(e) = watcher.watch(conn.into_owned()).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}

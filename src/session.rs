@@ -1,0 +1,310 @@
+//! Session authentication (pipeline step 9): is this cookie a live PSU session?
+//!
+//! PSU's cookie is encrypted with ASP.NET Data Protection, so only PSU can
+//! answer; the gateway asks it (introspection) and caches the verdict under a
+//! SHA-256 of the cookies, never the cookies themselves. moka's
+//! `or_try_insert_with` makes concurrent requests with the same cookies wait
+//! for one introspection instead of stampeding PSU.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, COOKIE, HOST};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use moka::future::Cache;
+use moka::Expiry;
+
+use crate::config::Session;
+use crate::cookies::SessionCookies;
+use crate::headers::{set_forwarding, ForwardedFor};
+use crate::upstream::{Body, UpstreamClient};
+
+/// The largest introspection body the gateway reads.
+const MAX_INTROSPECTION_BODY: usize = 64 * 1024;
+
+/// Who the session belongs to, as introspection reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub name: Option<String>,
+    /// Lower-case, for case-insensitive role checks.
+    pub roles: Vec<String>,
+}
+
+impl Identity {
+    /// Whether the user holds at least one of `required` (lower-case).
+    pub fn has_any_role(&self, required: &[String]) -> bool {
+        required.is_empty() || required.iter().any(|r| self.roles.contains(r))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Verdict {
+    Valid(Arc<Identity>),
+    Invalid,
+}
+
+/// How the cache took part, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+    Negative,
+    None,
+}
+
+impl CacheOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Negative => "negative",
+            CacheOutcome::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("PSU does not accept this session (signed out, expired or forged); sign in again")]
+    Rejected { outcome: CacheOutcome },
+    /// `reason` is for the log; clients only see the generic message.
+    #[error("PSU could not confirm the session right now; try again shortly")]
+    Unavailable { reason: String },
+}
+
+struct VerdictExpiry {
+    positive: Duration,
+    negative: Duration,
+}
+
+impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], value: &Verdict, _: Instant) -> Option<Duration> {
+        Some(match value {
+            Verdict::Valid(_) => self.positive,
+            Verdict::Invalid => self.negative,
+        })
+    }
+}
+
+/// What the introspection request says about the original request.
+pub struct IntrospectionContext<'a> {
+    pub peer: IpAddr,
+    pub host: &'a str,
+    pub request_id: &'a HeaderValue,
+}
+
+pub struct SessionAuth {
+    cache: Cache<[u8; 32], Verdict>,
+    config: Session,
+    upstream: UpstreamClient,
+}
+
+impl SessionAuth {
+    pub fn new(config: Session, upstream: UpstreamClient) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(config.cache_max_entries)
+            .expire_after(VerdictExpiry {
+                positive: config.cache_ttl,
+                negative: config.negative_cache_ttl,
+            })
+            .build();
+        Self {
+            cache,
+            config,
+            upstream,
+        }
+    }
+
+    pub fn cookie_names(&self) -> &[String] {
+        &self.config.cookies
+    }
+
+    /// A valid session's identity, or why there is none.
+    pub async fn authenticate(
+        &self,
+        cookies: &SessionCookies,
+        ctx: &IntrospectionContext<'_>,
+    ) -> Result<(Arc<Identity>, CacheOutcome), SessionError> {
+        let entry = self
+            .cache
+            .entry(cookies.cache_key())
+            .or_try_insert_with(self.introspect(cookies, ctx))
+            .await
+            .map_err(|e| SessionError::Unavailable {
+                reason: e.to_string(),
+            })?;
+        let fresh = entry.is_fresh();
+        match (entry.into_value(), fresh) {
+            (Verdict::Valid(identity), true) => Ok((identity, CacheOutcome::Miss)),
+            (Verdict::Valid(identity), false) => Ok((identity, CacheOutcome::Hit)),
+            (Verdict::Invalid, true) => Err(SessionError::Rejected {
+                outcome: CacheOutcome::Miss,
+            }),
+            (Verdict::Invalid, false) => Err(SessionError::Rejected {
+                outcome: CacheOutcome::Negative,
+            }),
+        }
+    }
+
+    async fn introspect(
+        &self,
+        cookies: &SessionCookies,
+        ctx: &IntrospectionContext<'_>,
+    ) -> Result<Verdict, Unavailable> {
+        let request = self.introspection_request(cookies, ctx)?;
+        let response = self
+            .upstream
+            .send(request, self.config.introspect_timeout)
+            .await
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Ok(Verdict::Invalid);
+        }
+        if !status.is_success() {
+            return Err(Unavailable(format!(
+                "the introspection endpoint answered {status}"
+            )));
+        }
+        if self.config.identity_pointer.is_none() && self.config.roles_pointer.is_none() {
+            return Ok(Verdict::Valid(Arc::new(Identity::default())));
+        }
+        let body = tokio::time::timeout(
+            self.config.introspect_timeout,
+            Limited::new(response.into_body(), MAX_INTROSPECTION_BODY).collect(),
+        )
+        .await
+        .map_err(|_| Unavailable("the introspection body did not arrive in time".to_owned()))?
+        .map_err(|_| Unavailable("the introspection body could not be read".to_owned()))?
+        .to_bytes();
+        identity_from_body(&body, &self.config).map(|identity| Verdict::Valid(Arc::new(identity)))
+    }
+
+    fn introspection_request(
+        &self,
+        cookies: &SessionCookies,
+        ctx: &IntrospectionContext<'_>,
+    ) -> Result<Request<Body>, Unavailable> {
+        let path = self.config.introspect_path.path();
+        let uri = self
+            .upstream
+            .uri(path, self.config.introspect_path.query())
+            .ok_or_else(|| Unavailable("introspect_path is not a valid URI".to_owned()))?;
+        let mut cookie = HeaderValue::from_str(&cookies.cookie_header())
+            .map_err(|_| Unavailable("cookie not representable".to_owned()))?;
+        cookie.set_sensitive(true);
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .body(
+                Empty::<Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let headers = request.headers_mut();
+        headers.insert(COOKIE, cookie);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Ok(host) = HeaderValue::from_str(ctx.host) {
+            headers.insert(HOST, host);
+        }
+        set_forwarding(
+            headers,
+            &ForwardedFor {
+                peer: ctx.peer,
+                host: ctx.host,
+                request_id: ctx.request_id,
+                earlier: None,
+            },
+        );
+        Ok(request)
+    }
+}
+
+/// Why introspection gave no verdict. Never cached: the next request retries.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Unavailable(String);
+
+/// Reads identity and roles through the configured JSON pointers. A body
+/// that does not parse counts as unavailable, not as "no roles": a broken
+/// endpoint must not quietly demote or promote anyone.
+fn identity_from_body(body: &[u8], config: &Session) -> Result<Identity, Unavailable> {
+    let json: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| Unavailable("the introspection body is not JSON".to_owned()))?;
+    let name = config
+        .identity_pointer
+        .as_deref()
+        .and_then(|p| json.pointer(p))
+        .and_then(|v| v.as_str().map(str::to_owned));
+    let roles = match config.roles_pointer.as_deref().map(|p| json.pointer(p)) {
+        None | Some(None) | Some(Some(serde_json::Value::Null)) => Vec::new(),
+        Some(Some(serde_json::Value::String(role))) => vec![role.to_lowercase()],
+        Some(Some(serde_json::Value::Array(items))) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_lowercase))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Unavailable("roles must be strings".to_owned()))?,
+        Some(Some(_)) => {
+            return Err(Unavailable(
+                "roles must be a string or an array of strings".to_owned(),
+            ))
+        }
+    };
+    Ok(Identity { name, roles })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Session {
+        Session {
+            cookies: vec![".AspNetCore.Identity.Application".into()],
+            introspect_path: http::uri::PathAndQuery::from_static("/api/v1/accessible"),
+            identity_pointer: Some("/identity".into()),
+            roles_pointer: Some("/roles".into()),
+            cache_ttl: Duration::from_secs(30),
+            negative_cache_ttl: Duration::from_secs(5),
+            cache_max_entries: 10,
+            introspect_timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn identity_and_roles_from_pointers() {
+        let id = identity_from_body(
+            br#"{"identity":"admin","roles":["Administrator","Reader"]}"#,
+            &config(),
+        )
+        .unwrap();
+        assert_eq!(id.name.as_deref(), Some("admin"));
+        assert_eq!(id.roles, ["administrator", "reader"]);
+        assert!(id.has_any_role(&["reader".into()]));
+        assert!(!id.has_any_role(&["operator".into()]));
+        let single =
+            identity_from_body(br#"{"identity":"a","roles":"Operator"}"#, &config()).unwrap();
+        assert_eq!(single.roles, ["operator"]);
+        let absent = identity_from_body(br#"{"identity":"a"}"#, &config()).unwrap();
+        assert!(absent.roles.is_empty());
+    }
+
+    #[test]
+    fn unparseable_bodies_are_unavailable() {
+        for body in [
+            &b"not json"[..],
+            br#"{"roles":[1]}"#,
+            br#"{"roles":{"a":1}}"#,
+            b"",
+        ] {
+            assert!(
+                identity_from_body(body, &config()).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! `psu-gateway sim`: serve the simulator until Ctrl-C, or mint an app token.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Subcommand};
+
+use crate::duration::parse_duration;
+use crate::secret::Secret;
+use crate::sim::users::{load_users_file, parse_user_spec, UsersFileError};
+use crate::sim::{
+    default_users, mint_token, Sim, SimOptions, SimUser, DEFAULT_COOKIE_NAME, DEV_SIGNING_KEY,
+};
+
+/// Run a PowerShell Universal simulator: sign-in with session cookies, app
+/// tokens, /api/v1/accessible and /api/v1/usersession, plus front-door modes
+/// that reproduce IIS and proxy pitfalls.
+#[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    pub command: Option<SimCommand>,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+
+    /// A user as NAME:PASSWORD:ROLE1,ROLE2 (repeatable). Without --user or
+    /// --users-file: admin/admin (Administrator) and reader/reader (Reader).
+    #[arg(long = "user", value_name = "NAME:PASSWORD:ROLES", value_parser = parse_user_spec)]
+    pub users: Vec<SimUser>,
+
+    /// TOML file of [[user]] tables with name, password and roles.
+    #[arg(long, value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// File holding the HS256 app-token signing key (surrounding whitespace
+    /// is trimmed). Without it a built-in development key is used.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// Role allowed to call /api/v1/usersession (repeatable; default Administrator).
+    #[arg(long = "allowed-role", value_name = "ROLE")]
+    pub allowed_roles: Vec<String>,
+
+    /// Hash claim of a revoked app token (repeatable).
+    #[arg(long = "revoked", value_name = "HASH")]
+    pub revoked: Vec<String>,
+
+    /// How long a sign-in session lives, e.g. 25m, 30s.
+    #[arg(long, value_name = "DURATION", default_value = "25m", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
+    /// Name of the session cookie.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_COOKIE_NAME)]
+    pub cookie_name: String,
+
+    /// Split session cookies longer than N characters into ASP.NET chunks
+    /// (NAME=chunks-K, NAMEC1..NAMECK).
+    #[arg(long, value_name = "N", value_parser = parse_chunk_size)]
+    pub cookie_chunk_size: Option<usize>,
+
+    /// Whether IIS allows anonymous access. --iis-anonymous=false answers
+    /// every request without `Authorization: Negotiate` with a 401
+    /// Negotiate/NTLM challenge, as IIS with Windows auth only does.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    pub iis_anonymous: bool,
+
+    /// Drop the Authorization header before PSU sees it, as some proxies and
+    /// IIS modules do (X-PSU-Authorization still works).
+    #[arg(long)]
+    pub strip_authorization: bool,
+}
+
+/// What `sim` does instead of serving.
+#[derive(Subcommand, Debug, Clone)]
+pub enum SimCommand {
+    /// Print a PSU-format app token (HS256 JWT) on stdout and its hash claim
+    /// (for --revoked) on stderr.
+    MintToken(MintTokenArgs),
+}
+
+/// Claims and key for `sim mint-token`.
+#[derive(Args, Debug, Clone)]
+pub struct MintTokenArgs {
+    /// Identity (name claim) of the token.
+    #[arg(long)]
+    pub identity: String,
+
+    /// Role claim (repeatable).
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+
+    /// Lifetime, e.g. 1h, 30m.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub ttl: Duration,
+
+    /// File holding the HS256 signing key (trimmed). Without it the
+    /// built-in development key is used.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+}
+
+/// Why `sim` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimCliError {
+    #[error("cannot read signing key file {}: {source}", path.display())]
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signing key file {} is empty", path.display())]
+    EmptyKey { path: PathBuf },
+    #[error(transparent)]
+    Users(#[from] UsersFileError),
+    #[error("cannot start the simulator on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot wait for Ctrl-C: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Runs `sim`: serves until Ctrl-C, or mints a token.
+pub async fn run_cli(args: SimArgs) -> Result<(), SimCliError> {
+    match args.command.clone() {
+        Some(SimCommand::MintToken(mint)) => run_mint(&mint),
+        None => serve(args).await,
+    }
+}
+
+fn run_mint(args: &MintTokenArgs) -> Result<(), SimCliError> {
+    let key = load_signing_key(args.signing_key_file.as_deref())?;
+    let minted = mint_token(
+        key.expose().as_bytes(),
+        &args.identity,
+        &args.roles,
+        args.ttl,
+    );
+    println!("{}", minted.token.expose());
+    eprintln!("hash: {}", minted.hash);
+    Ok(())
+}
+
+async fn serve(args: SimArgs) -> Result<(), SimCliError> {
+    let opts = options(&args)?;
+    let listen = |source| SimCliError::Listen {
+        addr: args.listen,
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(listen)?;
+    let sim = Sim::spawn(opts, listener).await.map_err(listen)?;
+    println!("psu-sim listening on http://{}", sim.addr());
+    let waited = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    waited.map_err(SimCliError::Signal)
+}
+
+/// Simulator options from the serve flags.
+fn options(args: &SimArgs) -> Result<SimOptions, SimCliError> {
+    let mut users = args.users.clone();
+    if let Some(path) = &args.users_file {
+        users.extend(load_users_file(path)?);
+    }
+    if users.is_empty() {
+        users = default_users();
+    }
+    let defaults = SimOptions::default();
+    Ok(SimOptions {
+        users,
+        signing_key: load_signing_key(args.signing_key_file.as_deref())?,
+        allowed_roles: if args.allowed_roles.is_empty() {
+            defaults.allowed_roles
+        } else {
+            args.allowed_roles.clone()
+        },
+        revoked: args.revoked.clone(),
+        session_ttl: args.session_ttl,
+        cookie_name: args.cookie_name.clone(),
+        cookie_chunk_size: args.cookie_chunk_size,
+        iis_anonymous: args.iis_anonymous,
+        strip_authorization: args.strip_authorization,
+        tls: None,
+    })
+}
+
+/// A chunk size of 0 would make every chunk empty.
+fn parse_chunk_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(size) if size > 0 => Ok(size),
+        _ => Err(format!(
+            "expected a whole number of characters above 0, got {text:?}"
+        )),
+    }
+}
+
+/// The key file's trimmed content, or the dev key with a warning.
+fn load_signing_key(path: Option<&Path>) -> Result<Secret, SimCliError> {
+    let Some(path) = path else {
+        eprintln!("warning: no --signing-key-file given; using the built-in development key, so anyone can mint valid tokens");
+        return Ok(Secret::new(DEV_SIGNING_KEY));
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| SimCliError::ReadKey {
+        path: path.to_owned(),
+        source,
+    })?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(SimCliError::EmptyKey {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Secret::new(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum Top {
+        Sim(SimArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<SimArgs, clap::Error> {
+        let argv = ["psu-gateway", "sim"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Top::Sim(args) => args,
+        })
+    }
+
+    #[test]
+    fn serve_flags_have_psu_defaults() {
+        let args = parse(&[]).unwrap();
+        let opts = options(&args).unwrap();
+        assert_eq!(args.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(opts.users.len(), 2);
+        assert_eq!(opts.session_ttl, Duration::from_secs(25 * 60));
+        assert_eq!(opts.cookie_name, DEFAULT_COOKIE_NAME);
+        assert_eq!(opts.allowed_roles, ["Administrator"]);
+        assert!(opts.iis_anonymous && !opts.strip_authorization);
+        assert_eq!(opts.signing_key.expose(), DEV_SIGNING_KEY);
+    }
+
+    #[test]
+    fn serve_flags_override_everything() {
+        let args = parse(&[
+            "--listen=127.0.0.1:0",
+            "--user",
+            "ops:pw:Operator",
+            "--allowed-role",
+            "Operator",
+            "--revoked",
+            "h1",
+            "--session-ttl",
+            "30s",
+            "--cookie-name",
+            "psu",
+            "--cookie-chunk-size",
+            "16",
+            "--iis-anonymous=false",
+            "--strip-authorization",
+        ])
+        .unwrap();
+        let opts = options(&args).unwrap();
+        assert_eq!(opts.users.len(), 1, "explicit users replace the defaults");
+        assert_eq!(opts.users[0].roles, ["Operator"]);
+        assert_eq!(opts.allowed_roles, ["Operator"]);
+        assert_eq!(opts.revoked, ["h1"]);
+        assert_eq!(opts.session_ttl, Duration::from_secs(30));
+        assert_eq!(
+            (opts.cookie_name.as_str(), opts.cookie_chunk_size),
+            ("psu", Some(16))
+        );
+        assert!(!opts.iis_anonymous && opts.strip_authorization);
+    }
+
+    #[test]
+    fn iis_anonymous_takes_an_optional_bool() {
+        assert!(parse(&["--iis-anonymous"]).unwrap().iis_anonymous);
+        assert!(parse(&["--iis-anonymous=true"]).unwrap().iis_anonymous);
+        assert!(!parse(&["--iis-anonymous=false"]).unwrap().iis_anonymous);
+        assert!(parse(&["--iis-anonymous=maybe"]).is_err());
+        assert!(parse(&["--session-ttl", "25"]).is_err());
+        assert!(parse(&["--cookie-chunk-size", "0"]).is_err());
+        assert!(parse(&["--user", "nobody"]).is_err());
+    }
+
+    #[test]
+    fn mint_token_subcommand_parses_and_mints_with_the_key_file() {
+        let args = parse(&[
+            "mint-token",
+            "--identity",
+            "ops",
+            "--role",
+            "A",
+            "--role",
+            "B",
+            "--ttl",
+            "2h",
+        ])
+        .unwrap();
+        let Some(SimCommand::MintToken(mint)) = args.command else {
+            panic!("expected mint-token")
+        };
+        assert_eq!(
+            (mint.identity.as_str(), mint.roles.len(), mint.ttl),
+            ("ops", 2, Duration::from_secs(7200))
+        );
+        assert!(
+            parse(&["--strip-authorization", "mint-token", "--identity", "x"]).is_err(),
+            "serve flags do not mix with mint-token"
+        );
+
+        let path = std::env::temp_dir().join(format!("psu-sim-key-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "  key-from-file\n").unwrap();
+        assert_eq!(
+            load_signing_key(Some(&path)).unwrap().expose(),
+            "key-from-file"
+        );
+        std::fs::write(&path, " \n").unwrap();
+        assert!(matches!(
+            load_signing_key(Some(&path)),
+            Err(SimCliError::EmptyKey { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            load_signing_key(Some(&path)),
+            Err(SimCliError::ReadKey { .. })
+        ));
+    }
+}

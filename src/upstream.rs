@@ -1,0 +1,135 @@
+//! The pooled client towards PSU (pipeline step 11).
+//!
+//! One hyper-util client per gateway: keep-alive connections are reused
+//! across requests and introspections, so the hot path never pays a TCP or
+//! TLS handshake towards PSU.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::crypto::ring;
+use rustls::RootCertStore;
+
+use crate::config::{Upstream, UpstreamProtocol};
+
+/// The body type of everything the gateway sends and returns.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the upstream did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the upstream could not be reached")]
+    Connect(#[source] hyper_util::client::legacy::Error),
+    #[error("the upstream connection failed")]
+    Protocol(#[source] hyper_util::client::legacy::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBuildError {
+    #[error("cannot build the upstream TLS config: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("upstream.server_name is not a valid name")]
+    ServerName,
+}
+
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+    scheme: Scheme,
+    authority: http::uri::Authority,
+}
+
+impl UpstreamClient {
+    pub fn new(config: &Upstream) -> Result<Self, UpstreamBuildError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let tls = client_tls(config)?;
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let builder = match &config.server_name {
+            Some(name) => {
+                let name = rustls_pki_types::ServerName::try_from(name.clone())
+                    .map_err(|_| UpstreamBuildError::ServerName)?;
+                builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+            }
+            None => builder,
+        };
+        let mut client = Client::builder(TokioExecutor::new());
+        client
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new());
+        let connector = match config.protocol {
+            UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
+            UpstreamProtocol::H2 => {
+                client.http2_only(true);
+                builder.enable_http2().wrap_connector(http)
+            }
+        };
+        Ok(Self {
+            client: client.build(connector),
+            scheme: config.scheme.clone(),
+            authority: config.authority.clone(),
+        })
+    }
+
+    /// The upstream URI for a normalized path and the client's raw query.
+    pub fn uri(&self, path: &str, query: Option<&str>) -> Option<Uri> {
+        let pq = match query {
+            Some(q) => PathAndQuery::try_from(format!("{path}?{q}")).ok()?,
+            None => PathAndQuery::try_from(path).ok()?,
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .ok()
+    }
+
+    pub fn authority(&self) -> &http::uri::Authority {
+        &self.authority
+    }
+
+    /// Sends a request; `timeout` bounds the wait for the response head.
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(timeout, self.client.request(request)).await {
+            Err(_) => Err(UpstreamError::Timeout(timeout)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e)),
+            Ok(Err(e)) => Err(UpstreamError::Protocol(e)),
+        }
+    }
+}
+
+/// System roots plus `upstream.ca`: an operator's private CA adds to the
+/// trust store rather than replacing it.
+fn client_tls(config: &Upstream) -> Result<rustls::ClientConfig, UpstreamBuildError> {
+    let mut roots = RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(config.ca.iter().cloned());
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tls)
+}

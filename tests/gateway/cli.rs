@@ -1,0 +1,379 @@
+//! The binary: config errors exit 2 with `file:line:col: key: problem`,
+//! `check` prints the route table, `dev-cert` and `sim mint-token` work.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{BASE_CONFIG, DEFAULT_ROUTES};
+
+const BIN: &str = env!("CARGO_BIN_EXE_psu-gateway");
+const SECRET_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.super-secret-token-value";
+
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("app-token"), format!("{SECRET_TOKEN}\n")).unwrap();
+    dir
+}
+
+fn valid_config() -> String {
+    format!("{BASE_CONFIG}{DEFAULT_ROUTES}").replace("{upstream}", "http://127.0.0.1:5000")
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run psu-gateway")
+}
+
+fn check(dir: &Path, text: &str) -> Output {
+    std::fs::write(dir.join("gateway.toml"), text).unwrap();
+    run(dir, &["check", "--config", "gateway.toml"])
+}
+
+/// Line (1-based) of the first occurrence of `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in config"));
+    text[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn each_config_error_class_exits_2_with_its_place() {
+    let dir = workdir();
+    let base = valid_config();
+    // (what to replace, replacement, the marker whose line is reported, key, words in the message)
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nbogus = 1", "bogus", "listen.bogus", "unknown field"),
+        ("addr = \"127.0.0.1:0\"", "addr = 8443", "addr = 8443", "listen.addr", "invalid type"),
+        ("addr = \"127.0.0.1:0\"", "addr = \"localhost\"", "addr = \"localhost\"", "listen.addr", "IP address and port"),
+        ("[upstream]", "[limits]\nheader_timeout = \"10 seconds\"\n\n[upstream]", "header_timeout", "limits.header_timeout", "expected a duration"),
+        ("[upstream]", "[limits]\nmax_headers = -1\n\n[upstream]", "max_headers", "limits.max_headers", "must be an integer"),
+        ("cert = \"gateway.crt\"", "cert = \"missing.crt\"", "cert = \"missing.crt\"", "tls.cert", "cannot read"),
+        ("token_file = \"app-token\"", "token_file = \"no-such-token\"", "token_file", "credential.token_file", "cannot read"),
+        ("token_file = \"app-token\"", "token_file = \"app-token\"\ntoken_env = \"X\"", "[credential]", "credential", "exactly one of token_file or token_env"),
+        ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000/psu\"", "url = ", "upstream.url", "no path"),
+        ("url = \"http://127.0.0.1:5000\"", "url = \"ftp://127.0.0.1:5000\"", "url = ", "upstream.url", "http or https"),
+        ("path = \"/api/v1/usersession\"", "path = \"/api/v1/../usersession\"", "path = \"/api/v1/../", "route[0].path", "normalized"),
+        ("path = \"/api/v1/usersession\"", "path = \"/api/v1/%75sersession\"", "path = \"/api/v1/%75", "route[0].path", "write \"/api/v1/usersession\""),
+        ("path = \"/api/v1/usersession\"", "path = \"api/v1/usersession\"", "path = \"api/", "route[0].path", "start with '/'"),
+        ("name = \"signin\"", "name = \"usersession\"", "name = \"usersession\"\npath = \"/api/v1/signin\"", "route[1].name", "duplicate route name"),
+        ("name = \"signin\"", "name = \"Sign In\"", "name = \"Sign In\"", "route[1].name", "[a-z0-9_-]+"),
+        ("access = \"deny\"", "access = \"deny\"\nroles = [\"Administrator\"]", "roles = [\"Administrator\"]\n\n[[route]]\nname = \"pages\"", "route[5].roles", "do not apply"),
+        ("access = \"inject\"", "access = \"inject\"\nclient_credentials = \"forward\"", "client_credentials", "route[0].client_credentials", "always strips"),
+        ("access = \"inject\"", "access = \"magic\"", "access = \"magic\"", "route[0].access", "must be"),
+        ("methods = [\"GET\"]", "methods = [\"get\"]", "methods = [\"get\"]", "route[0].methods", "upper-case"),
+        ("roles_pointer = \"/roles\"\n", "", "roles = [\"Administrator\"]", "route[0].roles", "roles_pointer"),
+        ("[upstream]", "[forwarding]\ntrusted_proxies = [\"10.0.0.0/33\"]\n\n[upstream]", "trusted_proxies", "forwarding.trusted_proxies", "CIDR"),
+        ("[upstream]", "[csrf]\nallowed_origins = [\"https://psu.example.com/path\"]\n\n[upstream]", "allowed_origins", "csrf.allowed_origins", "origin"),
+        ("[upstream]", "[admin]\naddr = \"0.0.0.0:9901\"\n\n[upstream]", "addr = \"0.0.0.0:9901\"", "admin.addr", "allow_remote"),
+        ("prefix = \"/sim/status\"\naccess = \"public\"", "prefix = \"/sim/status\"\naccess = \"public\"\n\n[[route]]\nname = \"status2\"\nprefix = \"/SIM/status/\"\naccess = \"deny\"", "prefix = \"/SIM/status/\"", "route[5].prefix", "ties with route[4].prefix"),
+    ];
+    let mut checked = 0;
+    for (from, to, marker, key, words) in cases {
+        assert!(base.contains(from), "{from:?}");
+        let text = base.replacen(from, to, 1);
+        let out = check(dir.path(), &text);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        let expected = format!("gateway.toml:{}:", line_of(&text, marker));
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!(": {key}: ")))
+            .unwrap_or_else(|| panic!("no line for {key} in:\n{stderr}"));
+        assert!(
+            line.starts_with(&expected),
+            "{key}: expected {expected}…, got {line}"
+        );
+        assert!(
+            line.contains(words),
+            "{key}: {line:?} should mention {words:?}"
+        );
+        assert!(
+            !stderr.contains(SECRET_TOKEN) && !stderr.contains("super-secret"),
+            "the token leaked: {stderr}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 24);
+}
+
+#[test]
+fn sections_a_route_needs_are_required() {
+    let dir = workdir();
+    let base = valid_config();
+    let without_session = base.replace(
+        "[session]\ncookies = [\".AspNetCore.Identity.Application\"]\nintrospect_path = \"/api/v1/accessible\"\nidentity_pointer = \"/identity\"\nroles_pointer = \"/roles\"\n",
+        "",
+    );
+    assert_ne!(without_session, base);
+    let out = check(dir.path(), &without_session);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("route[0].access: \"inject\" needs a [session] section"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("route[3].access: \"session\" needs a [session] section"),
+        "{stderr}"
+    );
+
+    let without_credential = base.replace("[credential]\nheader = \"X-PSU-Authorization\"\nscheme = \"Bearer\"\ntoken_file = \"app-token\"\n", "");
+    assert_ne!(without_credential, base);
+    let out = check(dir.path(), &without_credential);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("route[0].access: \"inject\" needs a [credential] section"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_inline_or_empty_token_is_refused_without_echoing_it() {
+    let dir = workdir();
+    let inline = valid_config().replace(
+        "token_file = \"app-token\"",
+        &format!("token = \"{SECRET_TOKEN}\""),
+    );
+    let out = check(dir.path(), &inline);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("credential.token: unknown field"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("super-secret"), "{stderr}");
+
+    std::fs::write(dir.path().join("app-token"), "  \n").unwrap();
+    let out = check(dir.path(), &valid_config());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("credential.token_file: the token is empty"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let dir = workdir();
+    let text = valid_config()
+        .replacen("addr = \"127.0.0.1:0\"", "addr = \"nowhere\"", 1)
+        .replacen("name = \"signin\"", "name = \"BAD\"", 1)
+        .replacen(
+            "[upstream]",
+            "[limits]\nidle_timeout = \"1d\"\n\n[upstream]",
+            1,
+        );
+    let out = check(dir.path(), &text);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    for key in ["listen.addr", "limits.idle_timeout", "route[1].name"] {
+        assert!(
+            stderr.contains(&format!(": {key}: ")),
+            "{key} missing from:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn run_with_a_bad_config_exits_2_before_binding() {
+    let dir = workdir();
+    // Hold the port the config names: a run that tried to bind would fail with 1.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let text = valid_config()
+        .replacen("addr = \"127.0.0.1:0\"", &format!("addr = \"{addr}\""), 1)
+        .replacen("access = \"inject\"", "access = \"nope\"", 1);
+    std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
+    let out = run(dir.path(), &["run", "--config", "gateway.toml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing = run(dir.path(), &["run", "--config", "absent.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("absent.toml: (file): cannot read config"));
+}
+
+#[test]
+fn check_prints_routes_and_warnings() {
+    let dir = workdir();
+    let text = valid_config()
+        .replace(
+            "header = \"X-PSU-Authorization\"",
+            "header = \"Authorization\"",
+        )
+        .replace(
+            "url = \"http://127.0.0.1:5000\"",
+            "url = \"http://psu.internal:5000\"",
+        )
+        .replace("path = \"/api/v1/usersession\"", "prefix = \"/api\"")
+        .replace(
+            "prefix = \"/api/v1/apptoken\"",
+            "prefix = \"/api/v1/apptoken/x\"",
+        );
+    let out = check(dir.path(), &text);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("gateway.toml: OK"));
+    for row in [
+        "usersession",
+        "prefix /api ",
+        "inject",
+        "administrator",
+        "pages",
+        "deny",
+    ] {
+        assert!(stdout.contains(row), "{row} missing from:\n{stdout}");
+    }
+    assert!(
+        stderr.contains("warning: credential.header = \"Authorization\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: route \"usersession\": inject on prefix \"/api\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: upstream.url is http to non-loopback host psu.internal"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(SECRET_TOKEN) && !stderr.contains(SECRET_TOKEN));
+}
+
+#[test]
+fn shipped_configs_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = workdir();
+    // The example names production paths; check it with them pointed here.
+    let example = std::fs::read_to_string(root.join("conf/gateway.example.toml"))
+        .unwrap()
+        .replace("/etc/psu-gateway/gateway.crt", "gateway.crt")
+        .replace("/etc/psu-gateway/gateway.key", "gateway.key")
+        .replace("/etc/psu-gateway/app-token", "app-token");
+    let out = check(dir.path(), &example);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let demo = std::fs::read_to_string(root.join("conf/demo.toml"))
+        .unwrap()
+        .replace("../certs/", "")
+        .replace("../target/demo/app-token", "app-token");
+    let out = check(dir.path(), &demo);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn dev_cert_and_mint_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "dev-cert",
+            "--out",
+            "certs",
+            "--name",
+            "psu.test",
+            "--name",
+            "127.0.0.1",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let certs = psu_gateway::tls::read_certs(&dir.path().join("certs/gateway.crt")).unwrap();
+    assert_eq!(certs.len(), 1);
+    assert!(psu_gateway::tls::read_key(&dir.path().join("certs/gateway.key")).is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("certs/gateway.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::write(
+        dir.path().join("key"),
+        "test-signing-key-0123456789abcdef\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "sim",
+            "mint-token",
+            "--identity",
+            "ops",
+            "--role",
+            "Administrator",
+            "--ttl",
+            "1h",
+            "--signing-key-file",
+            "key",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let claims = psu_gateway::sim::verify_token(
+        b"test-signing-key-0123456789abcdef",
+        &token,
+        std::time::SystemTime::now(),
+    )
+    .expect("a valid PSU-format token");
+    assert_eq!(claims.identity, "ops");
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["check", "--help"],
+        &["dev-cert", "--help"],
+        &["demo", "--help"],
+        &["sim", "--help"],
+        &["sim", "mint-token", "--help"],
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            out.stdout.len() > 100,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert_eq!(
+        run(dir.path(), &["frobnicate"]).status.code(),
+        Some(2),
+        "usage errors exit 2"
+    );
+}

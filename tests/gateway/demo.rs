@@ -1,0 +1,159 @@
+//! `psu-gateway demo` as a user runs it: a child process, its printed
+//! commands followed, Ctrl-C (SIGINT) to stop it.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::support::{tls_client, Proto};
+
+const BIN: &str = env!("CARGO_BIN_EXE_psu-gateway");
+
+#[tokio::test]
+async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let read_banner = async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            let done = line.contains("Ctrl-C stops everything");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_banner)
+        .await
+        .expect("demo printed its banner");
+    let banner = printed.join("\n");
+    let url = banner
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("gateway")
+                .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
+        })
+        .expect("gateway URL in the banner");
+    assert!(url.starts_with("https://127.0.0.1:"), "{banner}");
+    for needle in [
+        "/api/v1/signin",
+        "-b /tmp/psu-jar",
+        "X-PSU-Authorization: Bearer forged",
+        "--cacert",
+    ] {
+        assert!(banner.contains(needle), "{needle} missing from:\n{banner}");
+    }
+    let token_path = dir.path().join("target/demo/app-token");
+    let token = std::fs::read_to_string(&token_path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    let client = tls_client(
+        &std::fs::read(dir.path().join("certs/gateway.crt")).unwrap(),
+        Proto::H1,
+    );
+    let signin = Request::post(format!("{url}/api/v1/signin"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(
+            br#"{"username":"admin","password":"admin"}"#,
+        )))
+        .unwrap();
+    let response = client.request(signin).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let get = |headers: &[(&str, &str)]| {
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{url}/api/v1/usersession"));
+        for (n, v) in headers {
+            request = request.header(*n, *v);
+        }
+        client.request(request.body(Full::new(Bytes::new())).unwrap())
+    };
+    let ok = get(&[("cookie", &cookie)]).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let body = ok.into_body().collect().await.unwrap().to_bytes();
+    assert!(serde_json::from_slice::<serde_json::Value>(&body)
+        .unwrap()
+        .is_array());
+    assert_eq!(get(&[]).await.unwrap().status(), 401);
+    assert_eq!(
+        get(&[
+            ("cookie", &cookie),
+            ("x-psu-authorization", "Bearer forged")
+        ])
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    assert_eq!(
+        get(&[("x-psu-authorization", "Bearer forged")])
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("demo stopped after SIGINT")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert!(!token_path.exists(), "the demo token is removed on exit");
+
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    assert!(
+        logs.contains("access"),
+        "access log lines expected in:\n{logs}"
+    );
+    assert!(
+        !logs.contains(token.trim()),
+        "the token appeared in the logs"
+    );
+    let cookie_value = cookie.split_once('=').unwrap().1;
+    assert!(
+        !logs.contains(cookie_value),
+        "a cookie value appeared in the logs"
+    );
+}

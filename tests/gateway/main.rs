@@ -1,0 +1,15 @@
+//! Integration tests: real TLS to a gateway on 127.0.0.1:0, the PSU
+//! simulator as upstream, assertions on what the simulator received.
+
+mod support;
+
+mod cli;
+mod credentials;
+mod demo;
+mod failures;
+mod inject;
+mod pitfalls;
+mod rejections;
+mod session_cache;
+mod simulator;
+mod upstream;

@@ -1,0 +1,384 @@
+//! Test harness: the simulator as upstream, a gateway on 127.0.0.1:0 with an
+//! rcgen certificate, and clients that speak real TLS to it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use psu_gateway::config;
+use psu_gateway::server::{self, RunningGateway};
+use psu_gateway::sim::{RecordedRequest, Sim, SimOptions};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const SESSION_COOKIE: &str = ".AspNetCore.Identity.Application";
+
+/// Routes most tests use; `{extra_routes}` in a template adds more.
+pub const DEFAULT_ROUTES: &str = r#"
+[[route]]
+name = "usersession"
+path = "/api/v1/usersession"
+methods = ["GET"]
+access = "inject"
+roles = ["Administrator"]
+
+[[route]]
+name = "signin"
+path = "/api/v1/signin"
+methods = ["POST"]
+access = "public"
+
+[[route]]
+name = "signout"
+path = "/api/v1/signout"
+methods = ["POST"]
+access = "public"
+
+[[route]]
+name = "session-echo"
+path = "/sim/echo"
+access = "session"
+
+[[route]]
+name = "status"
+prefix = "/sim/status"
+access = "public"
+
+[[route]]
+name = "tokens"
+prefix = "/api/v1/apptoken"
+access = "deny"
+
+[[route]]
+name = "pages"
+prefix = "/"
+access = "public"
+"#;
+
+/// The config every test starts from, in config.md's form. `{upstream}` is
+/// replaced by the simulator's URL.
+pub const BASE_CONFIG: &str = r#"
+[listen]
+addr = "127.0.0.1:0"
+
+[tls]
+cert = "gateway.crt"
+key = "gateway.key"
+
+[upstream]
+url = "{upstream}"
+
+[session]
+cookies = [".AspNetCore.Identity.Application"]
+introspect_path = "/api/v1/accessible"
+identity_pointer = "/identity"
+roles_pointer = "/roles"
+
+[credential]
+header = "X-PSU-Authorization"
+scheme = "Bearer"
+token_file = "app-token"
+"#;
+
+pub struct Setup {
+    pub sim: SimOptions,
+    /// Config text; `{upstream}` becomes the simulator's http URL,
+    /// `{upstream_tls}` its https URL (for a simulator with `tls` set).
+    pub config: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            sim: SimOptions::default(),
+            config: format!("{BASE_CONFIG}{DEFAULT_ROUTES}"),
+        }
+    }
+}
+
+impl Setup {
+    /// Replaces `from` with `to` in the config text; panics when absent so a
+    /// test never silently runs on the default.
+    pub fn edit(mut self, from: &str, to: &str) -> Self {
+        assert!(self.config.contains(from), "config has no {from:?}");
+        self.config = self.config.replacen(from, to, 1);
+        self
+    }
+
+    pub fn sim(mut self, f: impl FnOnce(&mut SimOptions)) -> Self {
+        f(&mut self.sim);
+        self
+    }
+
+    pub async fn start(self) -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = psu_gateway::devcert::write(
+            dir.path(),
+            &["localhost".to_owned(), "127.0.0.1".to_owned()],
+        )
+        .expect("dev cert");
+        let ca = std::fs::read(&cert.cert).expect("read cert");
+        let sim = Sim::spawn(self.sim, TcpListener::bind("127.0.0.1:0").await.unwrap())
+            .await
+            .expect("sim");
+        let token = sim
+            .mint_token("gateway", &["Administrator"], Duration::from_secs(3600))
+            .token
+            .expose()
+            .to_owned();
+        std::fs::write(dir.path().join("app-token"), format!("{token}\n")).unwrap();
+        let text = self
+            .config
+            .replace("{upstream}", &format!("http://{}", sim.addr()))
+            .replace("{upstream_tls}", &format!("https://{}", sim.addr()));
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, &text).unwrap();
+        let loaded = config::load(&path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let gateway = server::spawn(
+            loaded.config,
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        )
+        .expect("gateway");
+        Stack {
+            addr: gateway.addr(),
+            _gateway: gateway,
+            sim,
+            token,
+            ca,
+            _dir: dir,
+        }
+    }
+}
+
+pub struct Stack {
+    pub addr: SocketAddr,
+    /// Dropping it stops the gateway, so the stack owns it.
+    _gateway: RunningGateway,
+    pub sim: Sim,
+    pub token: String,
+    ca: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+/// What came back from the gateway.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts a gateway-made problem+json with this status.
+    pub fn assert_problem(&self, status: u16) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.headers["content-type"], "application/problem+json");
+        assert_eq!(self.headers["cache-control"], "no-store");
+        let json = self.json();
+        assert_eq!(json["status"], status);
+        assert!(json["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        assert_eq!(
+            json["request_id"],
+            self.headers["x-request-id"].to_str().unwrap()
+        );
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Proto {
+    H1,
+    H2,
+}
+
+impl Stack {
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    pub fn client(&self, proto: Proto) -> TestClient {
+        tls_client(&self.ca, proto)
+    }
+
+    /// Sends one request over HTTP/1.1.
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send_with(Proto::H1, method, path, headers, Bytes::new())
+            .await
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(Method::GET, path, headers).await
+    }
+
+    pub async fn send_with(
+        &self,
+        proto: Proto,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body)).unwrap();
+        let response =
+            tokio::time::timeout(Duration::from_secs(20), self.client(proto).request(request))
+                .await
+                .expect("gateway answered within 20s")
+                .expect("request failed");
+        let version = response.version();
+        assert_eq!(
+            version == http::Version::HTTP_2,
+            proto == Proto::H2,
+            "negotiated {version:?}"
+        );
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Signs in through the gateway and returns the `Cookie` header value.
+    pub async fn sign_in(&self, user: &str, password: &str) -> String {
+        let body = serde_json::json!({"username": user, "password": password}).to_string();
+        let reply = self
+            .send_with(
+                Proto::H1,
+                Method::POST,
+                "/api/v1/signin",
+                &[("content-type", "application/json")],
+                Bytes::from(body),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "sign-in failed: {:?}",
+            reply.body
+        );
+        let cookies: Vec<String> = reply
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect();
+        assert!(!cookies.is_empty(), "no Set-Cookie");
+        cookies.join("; ")
+    }
+
+    /// Requests the simulator received at `path`.
+    pub fn upstream_saw(&self, path: &str) -> Vec<RecordedRequest> {
+        self.sim
+            .recorder()
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
+
+    pub fn introspections(&self) -> usize {
+        self.upstream_saw("/api/v1/accessible").len()
+    }
+
+    /// Writes raw bytes over TLS and reads until the gateway closes.
+    pub async fn raw(&self, bytes: &[u8]) -> String {
+        raw_tls(self.addr, &self.ca, bytes).await
+    }
+}
+
+pub type TestClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A rustls client config trusting only the PEM certificates in `ca_pem`.
+pub fn client_tls(ca_pem: &[u8]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// An HTTPS client for the gateway speaking only `proto`.
+pub fn tls_client(ca_pem: &[u8], proto: Proto) -> TestClient {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_tls(ca_pem))
+        .https_only();
+    let mut client = Client::builder(TokioExecutor::new());
+    let connector = match proto {
+        Proto::H1 => builder.enable_http1().build(),
+        Proto::H2 => {
+            client.http2_only(true);
+            builder.enable_http2().build()
+        }
+    };
+    client.build(connector)
+}
+
+pub async fn raw_tls(addr: SocketAddr, ca_pem: &[u8], bytes: &[u8]) -> String {
+    let mut tls = client_tls(ca_pem);
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut stream = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+        .await
+        .expect("gateway closed within 20s");
+    // A TLS peer closing without close_notify is still a complete answer here.
+    if let Err(e) = read {
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of the first response in raw HTTP/1.1 output.
+pub fn raw_status(response: &str) -> u16 {
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+pub fn header<'a>(request: &'a RecordedRequest, name: &str) -> Vec<&'a str> {
+    request
+        .headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}

@@ -1,0 +1,119 @@
+//! Towards PSU: https with an extra CA and a server-name override, h2.
+
+use std::sync::Arc;
+
+use psu_gateway::sim::SimOptions;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::support::*;
+
+/// A simulator serving TLS with a certificate for `psu.internal` only.
+fn tls_sim(options: &mut SimOptions, ca_out: &std::path::Path) {
+    let cert = psu_gateway::devcert::generate(&["psu.internal".to_owned()]).unwrap();
+    std::fs::write(ca_out, &cert.cert_pem).unwrap();
+    let certs = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    options.tls = Some(Arc::new(config));
+}
+
+#[tokio::test]
+async fn https_upstream_with_private_ca_and_server_name() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("psu-ca.pem");
+    let stack = Setup::default()
+        .sim(|o| tls_sim(o, &ca))
+        .edit(
+            "url = \"{upstream}\"",
+            &format!(
+                "url = \"{{upstream_tls}}\"\nca = \"{}\"\nserver_name = \"psu.internal\"",
+                ca.display()
+            ),
+        )
+        .start()
+        .await;
+    let cookie = stack.sign_in("admin", "admin").await;
+    let reply = stack
+        .get("/api/v1/usersession", &[("cookie", &cookie)])
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        header(
+            &stack.upstream_saw("/api/v1/usersession")[0],
+            "x-psu-authorization"
+        ),
+        [bearer(&stack.token)]
+    );
+}
+
+#[tokio::test]
+async fn https_upstream_with_the_wrong_name_is_502() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("psu-ca.pem");
+    let stack = Setup::default()
+        .sim(|o| tls_sim(o, &ca))
+        .edit(
+            "url = \"{upstream}\"",
+            &format!("url = \"{{upstream_tls}}\"\nca = \"{}\"", ca.display()),
+        )
+        .start()
+        .await;
+    // The certificate names psu.internal, the URL says 127.0.0.1.
+    stack.get("/sim/status/204", &[]).await.assert_problem(502);
+    assert!(stack.sim.recorder().requests().is_empty());
+}
+
+#[tokio::test]
+async fn h2_towards_the_upstream() {
+    let stack = Setup::default()
+        .edit(
+            "url = \"{upstream}\"",
+            "url = \"{upstream}\"\nprotocol = \"h2\"",
+        )
+        .start()
+        .await;
+    let cookie = stack.sign_in("admin", "admin").await;
+    assert_eq!(
+        stack
+            .get("/api/v1/usersession", &[("cookie", &cookie)])
+            .await
+            .status,
+        200
+    );
+    let seen = stack.upstream_saw("/api/v1/usersession");
+    assert_eq!(seen[0].version, http::Version::HTTP_2);
+    assert_eq!(
+        header(&seen[0], "x-psu-authorization"),
+        [bearer(&stack.token)]
+    );
+}
+
+#[tokio::test]
+async fn h2_clients_with_split_cookies_are_joined() {
+    let stack = Setup::default().start().await;
+    let cookie = stack.sign_in("admin", "admin").await;
+    let reply = stack
+        .send_with(
+            Proto::H2,
+            http::Method::GET,
+            "/sim/echo",
+            &[("cookie", "theme=dark"), ("cookie", &cookie)],
+            Default::default(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let seen = stack.upstream_saw("/sim/echo");
+    assert_eq!(
+        header(&seen[0], "cookie"),
+        [format!("theme=dark; {cookie}")]
+    );
+    assert_eq!(seen[0].version, http::Version::HTTP_11);
+}
