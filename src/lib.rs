@@ -6,6 +6,7 @@
 //! built from ([`path`], [`routes`], [`headers`], [`cookies`], [`csrf`],
 //! [`target`]) are public so tests and benches can drive them directly.
 
+pub mod body;
 pub mod check;
 pub mod config;
 pub mod cookies;
@@ -26,3 +27,4 @@ pub mod sim;
 pub mod target;
 pub mod tls;
 pub mod upstream;
+pub mod watchdog;

@@ -30,6 +30,8 @@ pub enum Rejection {
     Cookie(#[from] CookieError),
     #[error("the request body is larger than limits.max_body_bytes")]
     BodyTooLarge,
+    #[error("the request body stalled longer than limits.body_timeout")]
+    BodyStalled,
     #[error("no route matches this path and method")]
     NoRoute,
     #[error("this route is denied by the gateway's configuration")]
@@ -85,6 +87,7 @@ impl Rejection {
                 StatusCode::BAD_REQUEST
             }
             Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyStalled => StatusCode::REQUEST_TIMEOUT,
             Rejection::NoRoute => StatusCode::NOT_FOUND,
             Rejection::Denied => StatusCode::FORBIDDEN,
             Rejection::Csrf(CsrfError::CrossSite | CsrfError::ForeignOrigin) => {
@@ -110,6 +113,7 @@ impl Rejection {
             Rejection::Path(_) => "path",
             Rejection::Header(_) | Rejection::Cookie(_) | Rejection::Unforwardable => "header",
             Rejection::BodyTooLarge => "size",
+            Rejection::BodyStalled => "timeout",
             Rejection::NoRoute => "no_route",
             Rejection::Denied => "denied",
             Rejection::Csrf(_) => "csrf",

@@ -11,6 +11,7 @@ use http::{HeaderMap, Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use crate::body::{BodyFault, FaultFlag, GuardedBody};
 use crate::config::{Config, UpstreamProtocol};
 use crate::cookies::{extract_session, join_cookie_fields, strip_session_cookies, SessionLookup};
 use crate::headers::{self, ForwardedFor, X_REQUEST_ID};
@@ -28,6 +29,14 @@ pub struct Gateway {
     upstream: UpstreamClient,
     sessions: Option<SessionAuth>,
     credential: Option<HeaderValue>,
+}
+
+/// Facts about one request that every step may need.
+struct Exchange<'a> {
+    peer: SocketAddr,
+    /// The TCP peer is in `forwarding.trusted_proxies`.
+    trusted: bool,
+    request_id: &'a HeaderValue,
 }
 
 /// What the access log line reports about one request.
@@ -74,11 +83,14 @@ impl Gateway {
         let method = request.method().clone();
         let version = request.version();
         let close_on_error = version < Version::HTTP_2 && has_body_framing(request.headers());
+        let bytes_in = declared_length(request.headers());
         let mut record = Record::default();
-        let mut response = match self
-            .pipeline(request, peer, trusted, &request_id, &mut record)
-            .await
-        {
+        let ex = Exchange {
+            peer,
+            trusted,
+            request_id: &request_id,
+        };
+        let mut response = match self.pipeline(request, &ex, &mut record).await {
             Ok(response) => response,
             Err(rejection) => {
                 tracing::debug!(request_id = %request_id.to_str().unwrap_or(""), reason = rejection.reason(), error = %rejection, "rejected");
@@ -91,16 +103,14 @@ impl Gateway {
                 .headers_mut()
                 .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
-        log_access(&record, &method, peer, &request_id, &response, started);
+        log_access(&record, &method, &ex, bytes_in, &response, started);
         response
     }
 
     async fn pipeline(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
-        trusted: bool,
-        request_id: &HeaderValue,
+        ex: &Exchange<'_>,
         record: &mut Record,
     ) -> Result<Response<Body>, Rejection> {
         // 3. Only origin-form targets: one opinion about where the request goes.
@@ -133,23 +143,26 @@ impl Gateway {
                 self.config.csrf.allowed_origins.as_deref(),
             )?;
             // 9. The session must be live in PSU, with a role when required.
-            self.authenticate(route, session, peer, &host, request_id, record)
-                .await?;
+            self.authenticate(route, session, ex, &host, record).await?;
         }
         // 10. Strip, then set.
-        let upstream_request = self.rewrite(
-            request, route, &path, &host, peer, trusted, request_id, cookie,
-        )?;
+        let fault = FaultFlag::default();
+        let upstream_request = self.rewrite(request, route, ex, &path, &host, cookie, &fault)?;
         record.injected = route.access == Access::Inject;
-        // 11. Forward.
+        // 11. Forward, streaming the body under its size and gap limits.
         let sent = Instant::now();
         let response = self
             .upstream
             .send(upstream_request, self.config.limits.upstream_timeout)
             .await;
         record.upstream_time = Some(sent.elapsed());
+        let response = response.map_err(|e| match fault.get() {
+            Some(BodyFault::TooLarge) => Rejection::BodyTooLarge,
+            Some(BodyFault::Stalled) => Rejection::BodyStalled,
+            None => e.into(),
+        })?;
         // 12. Response rewrite.
-        Ok(rewrite_response(response?, route, request_id))
+        Ok(rewrite_response(response, route, ex.request_id))
     }
 
     fn is_trusted(&self, peer: SocketAddr) -> bool {
@@ -162,11 +175,7 @@ impl Gateway {
     }
 
     fn check_declared_length(&self, headers: &HeaderMap) -> Result<(), Rejection> {
-        let declared = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        match declared {
+        match declared_length(headers) {
             Some(length) if length > self.config.limits.max_body_bytes => {
                 Err(Rejection::BodyTooLarge)
             }
@@ -206,9 +215,8 @@ impl Gateway {
         &self,
         route: &Route,
         session: SessionLookup,
-        peer: SocketAddr,
+        ex: &Exchange<'_>,
         host: &str,
-        request_id: &HeaderValue,
         record: &mut Record,
     ) -> Result<(), Rejection> {
         let (Some(sessions), SessionLookup::Present(cookies)) = (&self.sessions, session) else {
@@ -216,9 +224,9 @@ impl Gateway {
             return Err(Rejection::NoSession);
         };
         let ctx = IntrospectionContext {
-            peer: peer.ip().to_canonical(),
+            peer: ex.peer.ip().to_canonical(),
             host,
-            request_id,
+            request_id: ex.request_id,
         };
         let (identity, outcome) = match sessions.authenticate(&cookies, &ctx).await {
             Ok(found) => found,
@@ -244,12 +252,11 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         route: &Route,
+        ex: &Exchange<'_>,
         path: &str,
         host: &str,
-        peer: SocketAddr,
-        trusted: bool,
-        request_id: &HeaderValue,
         cookie: Option<String>,
+        fault: &FaultFlag,
     ) -> Result<Request<Body>, Rejection> {
         let (mut parts, body) = request.into_parts();
         let uri = self
@@ -258,7 +265,7 @@ impl Gateway {
             .ok_or(Rejection::Unforwardable)?;
         let headers = &mut parts.headers;
         headers::strip_hop_by_hop(headers, parts.version >= Version::HTTP_2);
-        let earlier = headers::strip_forwarding(headers, trusted);
+        let earlier = headers::strip_forwarding(headers, ex.trusted);
         let names = self
             .sessions
             .as_ref()
@@ -276,9 +283,9 @@ impl Gateway {
         headers::set_forwarding(
             headers,
             &ForwardedFor {
-                peer: peer.ip().to_canonical(),
+                peer: ex.peer.ip().to_canonical(),
                 host,
-                request_id,
+                request_id: ex.request_id,
                 earlier: earlier.for_chain.as_deref(),
             },
         );
@@ -301,7 +308,13 @@ impl Gateway {
             UpstreamProtocol::Http1 => Version::HTTP_11,
             UpstreamProtocol::H2 => Version::HTTP_2,
         };
-        Ok(Request::from_parts(parts, body.boxed()))
+        let body = GuardedBody::new(
+            body,
+            self.config.limits.max_body_bytes,
+            self.config.limits.body_timeout,
+            fault.clone(),
+        );
+        Ok(Request::from_parts(parts, body.map_err(Into::into).boxed()))
     }
 }
 
@@ -331,7 +344,14 @@ fn rewrite_response(
         headers::mark_private(&mut parts.headers);
     }
     parts.headers.insert(X_REQUEST_ID, request_id.clone());
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn has_body_framing(headers: &HeaderMap) -> bool {
@@ -357,26 +377,25 @@ fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
 fn log_access(
     record: &Record,
     method: &http::Method,
-    peer: SocketAddr,
-    request_id: &HeaderValue,
+    ex: &Exchange<'_>,
+    bytes_in: Option<u64>,
     response: &Response<Body>,
     started: Instant,
 ) {
-    let bytes_out = response
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    // Declared sizes: the bodies stream, so the log line is written when
+    // the response head goes out.
+    let bytes_out = declared_length(response.headers());
     tracing::info!(
         target: "access",
-        request_id = request_id.to_str().unwrap_or(""),
-        peer = %peer,
+        request_id = ex.request_id.to_str().unwrap_or(""),
+        peer = %ex.peer,
         method = %method,
         path = record.path.as_deref().unwrap_or("-"),
         route = record.route.as_deref().unwrap_or("-"),
         access = record.access.map_or("-", Access::as_str),
         identity = record.identity.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
+        bytes_in,
         bytes_out,
         total_ms = started.elapsed().as_secs_f64() * 1000.0,
         upstream_ms = record.upstream_time.map(|d| d.as_secs_f64() * 1000.0),

@@ -7,19 +7,21 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Limits};
 use crate::proxy::Gateway;
 use crate::tls;
+use crate::watchdog::{Activity, Tracked, Watched};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -109,12 +111,24 @@ impl Server {
         let builder = Arc::new(http_builder(&self.limits));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
+        // At most max_connections are served; beyond that new connections
+        // wait in the kernel's backlog until one closes.
+        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
         loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 },
@@ -127,7 +141,7 @@ impl Server {
                 builder: builder.clone(),
                 limits: self.limits.clone(),
             };
-            tokio::spawn(conn.serve(stream, graceful.watcher()));
+            tokio::spawn(conn.serve(stream, graceful.watcher(), slot));
         }
         drop(self.listener);
         let grace = self.limits.shutdown_grace;
@@ -145,7 +159,9 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        // header_timeout and idle_timeout are enforced by the watchdog:
+        // hyper's header timer would also cut idle keep-alive connections.
+        .header_read_timeout(None)
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
@@ -165,7 +181,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, watcher: Watcher) {
+    async fn serve(self, stream: TcpStream, watcher: Watcher, _slot: OwnedSemaphorePermit) {
         let peer = self.peer;
         let _ = stream.set_nodelay(true);
         let tls =
@@ -182,16 +198,32 @@ impl Connection {
                     return;
                 }
             };
+        let heads = tls.get_ref().1.alpn_protocol() != Some(b"h2");
+        let activity = Activity::new();
+        let io = TokioIo::new(Watched::new(tls, activity.clone()));
         let gateway = self.gateway;
+        let requests = activity.clone();
         let service = service_fn(move |request| {
             let gateway = gateway.clone();
-            async move { Ok::<_, std::convert::Infallible>(gateway.handle(request, peer).await) }
+            let in_flight = requests.request_started();
+            async move {
+                let response = gateway.handle(request, peer).await;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| Tracked::new(body, in_flight)),
+                )
+            }
         });
-        let conn = self
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(tls), service);
-        if let Err(e) = watcher.watch(conn.into_owned()).await {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let conn = self.builder.serve_connection_with_upgrades(io, service);
+        let limits = &self.limits;
+        tokio::select! {
+            served = watcher.watch(conn.into_owned()) => {
+                if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }
+            expired = activity.expired(limits.header_timeout, limits.idle_timeout, heads) => {
+                tracing::debug!(%peer, ?expired, "connection closed by timeout");
+            }
         }
     }
 }

@@ -21,8 +21,11 @@ use rustls::RootCertStore;
 
 use crate::config::{Upstream, UpstreamProtocol};
 
+/// Errors a body can end with, from either side.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The body type of everything the gateway sends and returns.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, BoxError>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

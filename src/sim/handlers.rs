@@ -56,7 +56,9 @@ pub async fn handle(
         peer,
     };
     // Recorded before the front door so tests see what arrived on the wire.
-    state.recorder.record(record(&request));
+    state
+        .recorder
+        .record(record(&request, body_error.is_none()));
     if let Some(status) = body_error {
         return text(status, "the request body could not be read\n");
     }
@@ -76,7 +78,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, StatusCode> {
     }
 }
 
-fn record(request: &SimRequest) -> RecordedRequest {
+fn record(request: &SimRequest, body_complete: bool) -> RecordedRequest {
     RecordedRequest {
         method: request.method.clone(),
         path: request.path.clone(),
@@ -84,6 +86,7 @@ fn record(request: &SimRequest) -> RecordedRequest {
         version: request.version,
         headers: request.headers.clone(),
         body: request.body.clone(),
+        body_complete,
     }
 }
 

@@ -14,6 +14,8 @@ pub struct RecordedRequest {
     pub version: Version,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// False when the body ended early (reset, aborted, too large).
+    pub body_complete: bool,
 }
 
 /// A shared, append-only log of requests. Clones share the same log.
@@ -66,6 +68,7 @@ mod tests {
             version: Version::HTTP_11,
             headers: HeaderMap::new(),
             body: Bytes::new(),
+            body_complete: true,
         }
     }
 

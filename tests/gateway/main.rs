@@ -12,4 +12,5 @@ mod pitfalls;
 mod rejections;
 mod session_cache;
 mod simulator;
+mod slow_peers;
 mod upstream;

@@ -382,3 +382,70 @@ pub fn header<'a>(request: &'a RecordedRequest, name: &str) -> Vec<&'a str> {
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
+
+pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
+
+impl Stack {
+    /// A TLS connection to the gateway speaking HTTP/1.1 (ALPN).
+    pub async fn connect(&self) -> TlsStream {
+        self.connect_owned().await
+    }
+
+    /// The same, as a future that does not borrow the stack.
+    pub fn connect_owned(&self) -> impl std::future::Future<Output = TlsStream> + Send + 'static {
+        let mut tls = client_tls(&self.ca);
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+        let addr = self.addr;
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body (or none).
+pub async fn read_response(stream: &mut TlsStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = async {
+        while !buf.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            buf.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await.unwrap();
+        buf.extend_from_slice(&body);
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("a response within 20s");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Waits until the gateway closes the connection; panics after `limit`.
+pub async fn wait_closed(stream: &mut TlsStream, limit: Duration) -> Vec<u8> {
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(limit, stream.read_to_end(&mut rest)).await;
+    match read {
+        Ok(Ok(_)) => rest,
+        Ok(Err(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof
+                || e.kind() == std::io::ErrorKind::ConnectionReset =>
+        {
+            rest
+        }
+        Ok(Err(e)) => panic!("read failed: {e}"),
+        Err(_) => panic!("the gateway did not close the connection within {limit:?}"),
+    }
+}

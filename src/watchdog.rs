@@ -1,0 +1,302 @@
+//! Per-connection timers hyper cannot apply the way `[limits]` means them.
+//!
+//! hyper's own header-read timer also runs while a keep-alive connection
+//! sits idle, which would make `idle_timeout` unreachable whenever it is
+//! longer than `header_timeout`. So the connection's I/O is watched here:
+//! a request head that started arriving must be complete within
+//! `header_timeout` (slowloris), and a connection with no request in flight
+//! and no bytes either way is closed after `idle_timeout`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Why a connection was closed by the watchdog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    HeaderTimeout,
+    IdleTimeout,
+}
+
+/// What one connection has been doing, updated from the I/O and the service.
+#[derive(Debug)]
+pub struct Activity {
+    base: Instant,
+    /// Milliseconds since `base` of the last byte read or written.
+    last: AtomicU64,
+    /// Milliseconds since `base` + 1 of the first byte of a request head not
+    /// yet handed to the service; 0 when none is arriving.
+    head_started: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Wakes the timer when a head starts arriving or a request ends.
+    changed: Notify,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+            head_started: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            changed: Notify::new(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn on_read(&self) {
+        let now = self.now_ms();
+        self.last.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            let started = self.head_started.compare_exchange(
+                0,
+                now + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            if started.is_ok() {
+                self.changed.notify_one();
+            }
+        }
+    }
+
+    fn on_write(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Marks a request as in flight until the returned guard is dropped
+    /// (the gateway drops it with the response body).
+    pub fn request_started(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_started.store(0, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Resolves when the connection has broken one of the two limits.
+    /// `heads` is false for h2, whose frames are not request heads.
+    pub async fn expired(
+        &self,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        heads: bool,
+    ) -> Expired {
+        let header_ms = millis(header_timeout);
+        let idle_ms = millis(idle_timeout);
+        loop {
+            let now = self.now_ms();
+            let busy = self.in_flight.load(Ordering::Relaxed) > 0;
+            let head = self.head_started.load(Ordering::Relaxed);
+            let (deadline, reason) = if busy {
+                (now + idle_ms, None)
+            } else if heads && head > 0 {
+                (head - 1 + header_ms, Some(Expired::HeaderTimeout))
+            } else {
+                (
+                    self.last.load(Ordering::Relaxed) + idle_ms,
+                    Some(Expired::IdleTimeout),
+                )
+            };
+            match reason {
+                Some(reason) if now >= deadline => return reason,
+                _ => {
+                    let wake = self.base + Duration::from_millis(deadline.max(now + 1));
+                    tokio::select! {
+                        () = tokio::time::sleep_until(wake) => {}
+                        () = self.changed.notified() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+}
+
+/// A request in flight; dropping it makes the connection idle again.
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.on_write();
+        self.0.changed.notify_one();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request in flight until it is done.
+    pub struct Tracked<B> {
+        #[pin]
+        inner: B,
+        guard: InFlight,
+    }
+}
+
+impl<B> Tracked<B> {
+    pub fn new(inner: B, guard: InFlight) -> Self {
+        Self { inner, guard }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// I/O that reports every read and write to an [`Activity`].
+    pub struct Watched<T> {
+        #[pin]
+        io: T,
+        activity: Arc<Activity>,
+    }
+}
+
+impl<T> Watched<T> {
+    pub fn new(io: T, activity: Arc<Activity>) -> Self {
+        Self { io, activity }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for Watched<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let result = this.io.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.on_read();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Watched<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let result = this.io.poll_write(cx, data);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.on_write();
+        }
+        result
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let result = this.io.poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.on_write();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connection_expires_after_idle_timeout() {
+        let activity = Activity::new();
+        let started = Instant::now();
+        let reason = activity
+            .expired(Duration::from_secs(10), Duration::from_secs(60), true)
+            .await;
+        assert_eq!(reason, Expired::IdleTimeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_started_head_expires_after_header_timeout() {
+        let activity = Activity::new();
+        activity.on_read();
+        let started = Instant::now();
+        let reason = activity
+            .expired(Duration::from_secs(10), Duration::from_secs(60), true)
+            .await;
+        assert_eq!(reason, Expired::HeaderTimeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_flight_keep_the_connection() {
+        let activity = Activity::new();
+        activity.on_read();
+        let guard = activity.request_started();
+        let watch = activity.clone();
+        let expiry = tokio::spawn(async move {
+            watch
+                .expired(Duration::from_secs(10), Duration::from_secs(60), true)
+                .await
+        });
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert!(!expiry.is_finished(), "a slow response is not idleness");
+        let released = Instant::now();
+        drop(guard);
+        assert_eq!(expiry.await.unwrap(), Expired::IdleTimeout);
+        assert!(released.elapsed() >= Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn h2_frames_are_not_heads() {
+        let activity = Activity::new();
+        activity.on_read();
+        let started = Instant::now();
+        let reason = activity
+            .expired(Duration::from_secs(10), Duration::from_secs(60), false)
+            .await;
+        assert_eq!(reason, Expired::IdleTimeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+}
