@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, UpstreamProtocol};
+use crate::config::{Config, TokenSource, UpstreamProtocol};
 use crate::routes::{ClientCredentials, Route};
 
 pub fn summary(config: &Config) -> String {
@@ -23,10 +23,15 @@ pub fn summary(config: &Config) -> String {
         config.upstream.scheme, config.upstream.authority
     );
     if let Some(c) = &config.credential {
+        // Name the key, not its value: an operator may have pasted the token there.
+        let source = match c.source {
+            TokenSource::File(_) => "credential.token_file",
+            TokenSource::Env(_) => "credential.token_env",
+        };
         let _ = writeln!(
             out,
-            "inject    {}: {} <token from {:?}>",
-            c.header, c.scheme, c.source
+            "inject    {}: {} <token from {source}>",
+            c.header, c.scheme
         );
     }
     let _ = writeln!(out, "routes (an exact path beats any prefix, a longer prefix beats a shorter one; no match -> 404):");

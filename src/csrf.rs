@@ -44,9 +44,19 @@ pub fn check(headers: &HeaderMap, host: &str, allowed: Option<&[String]>) -> Res
     if cross_site {
         return Err(CsrfError::CrossSite);
     }
+    let same_site = headers
+        .get_all(SEC_FETCH_SITE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"same-site"));
     let mut origins = headers.get_all(ORIGIN).iter();
     let Some(origin) = origins.next() else {
-        return Ok(());
+        // A sibling subdomain's <img> or link sends the cookie with
+        // `same-site` and no Origin: that is not the app itself.
+        return if same_site {
+            Err(CsrfError::ForeignOrigin)
+        } else {
+            Ok(())
+        };
     };
     if origins.next().is_some() {
         return Err(CsrfError::ForeignOrigin);
@@ -120,13 +130,17 @@ mod tests {
                 ("sec-fetch-site", "same-origin"),
             ],
             &[("sec-fetch-site", "none")],
-            &[("sec-fetch-site", "same-site")],
+            &[
+                ("sec-fetch-site", "same-site"),
+                ("origin", "https://psu.example.com:8443"),
+            ],
         ];
         for h in pass {
             assert_eq!(check(&headers(h), host, None), Ok(()), "{h:?}");
         }
         let refuse: &[(&[(&str, &str)], CsrfError)] = &[
             (&[("sec-fetch-site", "cross-site")], CsrfError::CrossSite),
+            (&[("sec-fetch-site", "same-site")], CsrfError::ForeignOrigin),
             (
                 &[
                     ("sec-fetch-site", "Cross-Site"),

@@ -7,9 +7,12 @@ use std::time::Duration;
 pub enum DurationError {
     #[error("expected a duration such as \"250ms\", \"10s\", \"5m\" or \"1h\", got {0:?}")]
     Malformed(String),
-    #[error("duration {0:?} is too large")]
+    #[error("duration {0:?} is too large (at most 30 days)")]
     TooLarge(String),
 }
+
+/// No setting needs longer; the cap keeps deadline arithmetic far from overflow.
+const MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Parses `<digits><unit>` with unit `ms`, `s`, `m` or `h`. No fractions, no
 /// sign, no spaces: an operator typo should fail loudly rather than be guessed.
@@ -35,6 +38,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     value
         .checked_mul(millis_per_unit)
         .map(Duration::from_millis)
+        .filter(|d| *d <= MAX)
         .ok_or_else(|| DurationError::TooLarge(text.to_owned()))
 }
 
@@ -72,6 +76,19 @@ mod tests {
         }
         assert!(matches!(
             parse_duration("99999999999999999999s"),
+            Err(DurationError::TooLarge(_))
+        ));
+        assert!(matches!(
+            parse_duration("31d"),
+            Err(DurationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_duration("721h"),
+            Err(DurationError::TooLarge(_))
+        ));
+        assert_eq!(parse_duration("720h"), Ok(MAX));
+        assert!(matches!(
+            parse_duration("18446744073709551615ms"),
             Err(DurationError::TooLarge(_))
         ));
         assert!(matches!(

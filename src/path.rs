@@ -38,6 +38,10 @@ pub enum PathError {
     InvalidUtf8,
     #[error("request path contains a malformed percent-escape")]
     MalformedEscape,
+    #[error(
+        "request path contains a letter whose case mapping is ASCII (such as U+017F or U+212A)"
+    )]
+    AmbiguousCase,
 }
 
 /// Normalizes the path of an origin-form request target (no query).
@@ -61,6 +65,48 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
         }
     }
     Ok(out)
+}
+
+/// The string routes are matched on: a normalized path fully percent-decoded
+/// (Kestrel decodes every escape but `%2F` before routing, and `%2F` never
+/// gets this far), case-folded (PSU's router ignores case), without one
+/// trailing `/`. Letters whose case mapping is ASCII (`ſ`, `ı`, `K`, `İ`)
+/// are refused: .NET may fold them onto an ASCII route this key misses.
+pub fn route_key(normalized: &str) -> Result<String, PathError> {
+    let trimmed = match normalized.strip_suffix('/') {
+        Some(rest) if !rest.is_empty() => rest,
+        _ => normalized,
+    };
+    if !trimmed.contains('%') {
+        return Ok(trimmed.to_ascii_lowercase());
+    }
+    let mut bytes = Vec::with_capacity(trimmed.len());
+    let mut i = 0;
+    while i < trimmed.len() {
+        if trimmed.as_bytes()[i] == b'%' {
+            bytes.push(decode_escape(trimmed.as_bytes().get(i + 1..i + 3))?);
+            i += 3;
+        } else {
+            bytes.push(trimmed.as_bytes()[i]);
+            i += 1;
+        }
+    }
+    let text = String::from_utf8(bytes).map_err(|_| PathError::InvalidUtf8)?;
+    let mut key = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            key.push(c.to_ascii_lowercase());
+        } else if c
+            .to_lowercase()
+            .chain(c.to_uppercase())
+            .any(|m| m.is_ascii())
+        {
+            return Err(PathError::AmbiguousCase);
+        } else {
+            key.extend(c.to_lowercase());
+        }
+    }
+    Ok(key)
 }
 
 /// Decodes, validates and re-encodes one segment (the bytes between two `/`),
@@ -223,6 +269,29 @@ impl Utf8Validator {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn route_keys_are_decoded_and_folded() {
+        let cases: &[(&str, Result<&str, PathError>)] = &[
+            ("/", Ok("/")),
+            ("/API/V1/UserSession/", Ok("/api/v1/usersession")),
+            ("/api/v1/a%3Ab", Ok("/api/v1/a:b")),
+            ("/api/v1/a%3ab", Ok("/api/v1/a:b")),
+            ("/Caf%C3%89/", Ok("/caf\u{e9}")),
+            ("/a%20b", Ok("/a b")),
+            ("/u%C5%BFersession", Err(PathError::AmbiguousCase)),
+            ("/%E2%84%AAey", Err(PathError::AmbiguousCase)),
+            ("/%C4%B1d", Err(PathError::AmbiguousCase)),
+            ("/%C4%B0d", Err(PathError::AmbiguousCase)),
+        ];
+        for (normalized, want) in cases {
+            assert_eq!(
+                route_key(normalized).as_deref().map_err(|e| *e),
+                *want,
+                "{normalized}"
+            );
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -73,7 +73,8 @@ impl Rejection {
                 | PathError::DotSegment
                 | PathError::EmptySegment
                 | PathError::InvalidUtf8
-                | PathError::MalformedEscape,
+                | PathError::MalformedEscape
+                | PathError::AmbiguousCase,
             ) => StatusCode::BAD_REQUEST,
             Rejection::Header(
                 HeaderError::Underscore

@@ -13,9 +13,11 @@ use hyper::body::Incoming;
 
 use crate::body::{BodyFault, FaultFlag, GuardedBody};
 use crate::config::{Config, UpstreamProtocol};
-use crate::cookies::{extract_session, join_cookie_fields, strip_session_cookies, SessionLookup};
+use crate::cookies::{
+    extract_session, join_cookie_fields, strip_session_cookies, CookieError, SessionLookup,
+};
 use crate::headers::{self, ForwardedFor, X_REQUEST_ID};
-use crate::path::normalize_path;
+use crate::path::{normalize_path, route_key};
 use crate::problem::{problem_response, Rejection};
 use crate::routes::{Access, ClientCredentials, Route};
 use crate::session::{CacheOutcome, IntrospectionContext, SessionAuth};
@@ -125,16 +127,16 @@ impl Gateway {
         // 5. The path that is matched is the path that is forwarded.
         let path = normalize_path(request.uri().path())?;
         record.path = Some(path.clone());
+        let key = route_key(&path)?;
         // 6. Header shapes that let two parsers disagree are refused.
         let credential_header = self.config.credential.as_ref().map(|c| &c.header);
         headers::check_sanity(request.headers(), credential_header)?;
         self.check_declared_length(request.headers())?;
-        let cookie = join_cookie_fields(request.headers().get_all(COOKIE))
-            .ok()
-            .flatten();
-        let session = self.session_cookies(cookie.as_deref())?;
+        let cookie = join_cookie_fields(request.headers().get_all(COOKIE));
+        let session = self.session_cookies(request.headers(), &cookie)?;
+        let cookie = cookie.ok().flatten();
         // 7. The allowlist.
-        let route = self.route(&path, &request, record)?;
+        let route = self.route(&key, &request, record)?;
         if route.access.needs_session() {
             // 8. A session used cross-site is a forged request.
             csrf::check(
@@ -165,6 +167,16 @@ impl Gateway {
         Ok(rewrite_response(response, route, ex.request_id))
     }
 
+    /// The Host PSU sees: the client's (PSU builds links from it) unless
+    /// `upstream.preserve_host = false`.
+    fn upstream_host<'a>(&'a self, host: &'a str) -> &'a str {
+        if self.config.upstream.preserve_host {
+            host
+        } else {
+            self.upstream.authority().as_str()
+        }
+    }
+
     fn is_trusted(&self, peer: SocketAddr) -> bool {
         let ip = peer.ip().to_canonical();
         self.config
@@ -185,23 +197,41 @@ impl Gateway {
 
     /// Cookie tossing is refused on every route: PSU would pick one of the
     /// duplicates, the gateway another.
-    fn session_cookies(&self, cookie: Option<&str>) -> Result<SessionLookup, Rejection> {
-        match (&self.sessions, cookie) {
-            (Some(sessions), Some(cookie)) => Ok(extract_session(cookie, sessions.cookie_names())?),
-            _ => Ok(SessionLookup::Absent),
+    /// A Cookie field that is not text never authenticates, but it is still
+    /// read (lossily) for duplicates, so a stray byte cannot hide tossing.
+    fn session_cookies(
+        &self,
+        headers: &HeaderMap,
+        cookie: &Result<Option<String>, CookieError>,
+    ) -> Result<SessionLookup, Rejection> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(SessionLookup::Absent);
+        };
+        match cookie {
+            Ok(Some(cookie)) => Ok(extract_session(cookie, sessions.cookie_names())?),
+            Ok(None) => Ok(SessionLookup::Absent),
+            Err(_) => {
+                let fields: Vec<String> = headers
+                    .get_all(COOKIE)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect();
+                extract_session(&fields.join("; "), sessions.cookie_names())?;
+                Ok(SessionLookup::Absent)
+            }
         }
     }
 
     fn route(
         &self,
-        path: &str,
+        key: &str,
         request: &Request<Incoming>,
         record: &mut Record,
     ) -> Result<&Route, Rejection> {
         let route = self
             .config
             .routes
-            .find(path, request.method())
+            .find(key, request.method())
             .ok_or(Rejection::NoRoute)?;
         record.route = Some(route.name.clone());
         record.access = Some(route.access);
@@ -226,6 +256,7 @@ impl Gateway {
         let ctx = IntrospectionContext {
             peer: ex.peer.ip().to_canonical(),
             host,
+            upstream_host: self.upstream_host(host),
             request_id: ex.request_id,
         };
         let (identity, outcome) = match sessions.authenticate(&cookies, &ctx).await {
@@ -289,11 +320,7 @@ impl Gateway {
                 earlier: earlier.for_chain.as_deref(),
             },
         );
-        let upstream_host = if self.config.upstream.preserve_host {
-            host
-        } else {
-            self.upstream.authority().as_str()
-        };
+        let upstream_host = self.upstream_host(host);
         headers.insert(
             HOST,
             HeaderValue::from_str(upstream_host).map_err(|_| Rejection::Unforwardable)?,

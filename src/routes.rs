@@ -10,6 +10,8 @@ use std::fmt;
 
 use http::Method;
 
+use crate::path::route_key;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,
@@ -123,12 +125,11 @@ impl RouteTable {
         &self.routes
     }
 
-    /// The most specific route for a normalized path and a method.
-    pub fn find(&self, path: &str, method: &Method) -> Option<&Route> {
-        let key = match_key(path);
+    /// The most specific route for a request, by its [`route_key`] and method.
+    pub fn find(&self, key: &str, method: &Method) -> Option<&Route> {
         let exact = self
             .exact
-            .get(&key)
+            .get(key)
             .into_iter()
             .flatten()
             .map(|&i| &self.routes[i])
@@ -136,7 +137,7 @@ impl RouteTable {
         exact.or_else(|| {
             self.prefixes
                 .iter()
-                .filter(|(prefix, _)| prefix_matches(prefix, &key))
+                .filter(|(prefix, _)| prefix_matches(prefix, key))
                 .map(|&(_, i)| &self.routes[i])
                 .find(|r| r.allows(method))
         })
@@ -170,13 +171,10 @@ impl RouteTable {
     }
 }
 
-/// Lower-case, one trailing `/` removed (except for `/` itself).
+/// Config paths were validated as normalized; a key that cannot be built
+/// here was already reported by the validator.
 fn match_key(path: &str) -> String {
-    let trimmed = match path.strip_suffix('/') {
-        Some(rest) if !rest.is_empty() => rest,
-        _ => path,
-    };
-    trimmed.to_ascii_lowercase()
+    route_key(path).unwrap_or_else(|_| path.to_ascii_lowercase())
 }
 
 fn prefix_matches(prefix: &str, key: &str) -> bool {
@@ -221,6 +219,7 @@ mod tests {
             route("v1", prefix("/api/v1/"), Some(&["GET"])),
             route("us-get", exact("/api/v1/usersession"), Some(&["GET"])),
             route("us-del", exact("/api/v1/usersession"), Some(&["DELETE"])),
+            route("colon", exact("/api/v1/a:b"), None),
         ])
         .unwrap()
     }
@@ -242,11 +241,15 @@ mod tests {
             ("/apix", "GET", "root"),
             ("/", "GET", "root"),
             ("/api/v1/usersession;x", "GET", "v1"),
+            // Matched decoded, as Kestrel routes: an escaped ':' is a ':'.
+            ("/api/v1/a%3Ab", "GET", "colon"),
+            ("/API/V1/A:B/", "GET", "colon"),
         ];
         for (path, method, want) in cases {
             let m = Method::from_bytes(method.as_bytes()).unwrap();
             assert_eq!(
-                t.find(path, &m).map(|r| r.name.as_str()),
+                t.find(&route_key(path).unwrap(), &m)
+                    .map(|r| r.name.as_str()),
                 Some(want),
                 "{method} {path}"
             );
@@ -263,7 +266,10 @@ mod tests {
             "/api/v1/usersessio",
             "/xapi/v1/usersession",
         ] {
-            assert!(t.find(path, &Method::GET).is_none(), "{path}");
+            assert!(
+                t.find(&route_key(path).unwrap(), &Method::GET).is_none(),
+                "{path}"
+            );
         }
     }
 

@@ -163,11 +163,12 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         // hyper's header timer would also cut idle keep-alive connections.
         .header_read_timeout(None)
         .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_buf_size(limits.max_header_bytes);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams);
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     builder
 }
 
@@ -198,8 +199,8 @@ impl Connection {
                     return;
                 }
             };
-        let heads = tls.get_ref().1.alpn_protocol() != Some(b"h2");
-        let activity = Activity::new();
+        let http1 = tls.get_ref().1.alpn_protocol() != Some(b"h2");
+        let activity = Activity::new(http1);
         let io = TokioIo::new(Watched::new(tls, activity.clone()));
         let gateway = self.gateway;
         let requests = activity.clone();
@@ -221,7 +222,7 @@ impl Connection {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             }
-            expired = activity.expired(limits.header_timeout, limits.idle_timeout, heads) => {
+            expired = activity.expired(limits.header_timeout, limits.idle_timeout) => {
                 tracing::debug!(%peer, ?expired, "connection closed by timeout");
             }
         }

@@ -92,7 +92,10 @@ impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
 /// What the introspection request says about the original request.
 pub struct IntrospectionContext<'a> {
     pub peer: IpAddr,
+    /// The request's validated Host, for X-Forwarded-Host.
     pub host: &'a str,
+    /// The Host sent to PSU (`upstream.preserve_host`).
+    pub upstream_host: &'a str,
     pub request_id: &'a HeaderValue,
 }
 
@@ -133,8 +136,9 @@ impl SessionAuth {
             .entry(cookies.cache_key())
             .or_try_insert_with(self.introspect(cookies, ctx))
             .await
-            .map_err(|e| SessionError::Unavailable {
-                reason: e.to_string(),
+            .map_err(|e| {
+                tracing::warn!(request_id = ctx.request_id.to_str().unwrap_or(""), reason = %e, "session introspection unavailable");
+                SessionError::Unavailable { reason: e.to_string() }
             })?;
         let fresh = entry.is_fresh();
         match (entry.into_value(), fresh) {
@@ -208,7 +212,7 @@ impl SessionAuth {
         let headers = request.headers_mut();
         headers.insert(COOKIE, cookie);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Ok(host) = HeaderValue::from_str(ctx.host) {
+        if let Ok(host) = HeaderValue::from_str(ctx.upstream_host) {
             headers.insert(HOST, host);
         }
         set_forwarding(

@@ -29,7 +29,7 @@ pub enum Expired {
 #[derive(Debug)]
 pub struct Activity {
     base: Instant,
-    /// Milliseconds since `base` of the last byte read or written.
+    /// Milliseconds since `base` of the last activity.
     last: AtomicU64,
     /// Milliseconds since `base` + 1 of the first byte of a request head not
     /// yet handed to the service; 0 when none is arriving.
@@ -37,24 +37,35 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Wakes the timer when a head starts arriving or a request ends.
     changed: Notify,
+    /// HTTP/1: bytes are requests. h2: PINGs and SETTINGS are bytes too, so
+    /// only requests count as activity (a client pinging forever is idle).
+    http1: bool,
 }
 
 impl Activity {
-    pub fn new() -> Arc<Self> {
+    pub fn new(http1: bool) -> Arc<Self> {
         Arc::new(Self {
             base: Instant::now(),
             last: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             changed: Notify::new(),
+            http1,
         })
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
+    fn touch(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn on_read(&self) {
+        if !self.http1 {
+            return;
+        }
         let now = self.now_ms();
         self.last.store(now, Ordering::Relaxed);
         if self.in_flight.load(Ordering::Relaxed) == 0 {
@@ -71,7 +82,9 @@ impl Activity {
     }
 
     fn on_write(&self) {
-        self.last.store(self.now_ms(), Ordering::Relaxed);
+        if self.http1 {
+            self.touch();
+        }
     }
 
     /// Marks a request as in flight until the returned guard is dropped
@@ -79,17 +92,12 @@ impl Activity {
     pub fn request_started(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.head_started.store(0, Ordering::Relaxed);
+        self.touch();
         InFlight(self.clone())
     }
 
     /// Resolves when the connection has broken one of the two limits.
-    /// `heads` is false for h2, whose frames are not request heads.
-    pub async fn expired(
-        &self,
-        header_timeout: Duration,
-        idle_timeout: Duration,
-        heads: bool,
-    ) -> Expired {
+    pub async fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> Expired {
         let header_ms = millis(header_timeout);
         let idle_ms = millis(idle_timeout);
         loop {
@@ -97,14 +105,15 @@ impl Activity {
             let busy = self.in_flight.load(Ordering::Relaxed) > 0;
             let head = self.head_started.load(Ordering::Relaxed);
             let (deadline, reason) = if busy {
-                (now + idle_ms, None)
-            } else if heads && head > 0 {
-                (head - 1 + header_ms, Some(Expired::HeaderTimeout))
-            } else {
+                (now.saturating_add(idle_ms), None)
+            } else if head > 0 {
                 (
-                    self.last.load(Ordering::Relaxed) + idle_ms,
-                    Some(Expired::IdleTimeout),
+                    (head - 1).saturating_add(header_ms),
+                    Some(Expired::HeaderTimeout),
                 )
+            } else {
+                let last = self.last.load(Ordering::Relaxed);
+                (last.saturating_add(idle_ms), Some(Expired::IdleTimeout))
             };
             match reason {
                 Some(reason) if now >= deadline => return reason,
@@ -120,8 +129,12 @@ impl Activity {
     }
 }
 
+/// Durations from config are capped (see `duration.rs`); this keeps the
+/// arithmetic above far from overflow whatever it is given.
 fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2)
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(u64::MAX / 4)
 }
 
 /// A request in flight; dropping it makes the connection idle again.
@@ -131,7 +144,7 @@ pub struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.on_write();
+        self.0.touch();
         self.0.changed.notify_one();
     }
 }
@@ -248,10 +261,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_connection_expires_after_idle_timeout() {
-        let activity = Activity::new();
+        let activity = Activity::new(true);
         let started = Instant::now();
         let reason = activity
-            .expired(Duration::from_secs(10), Duration::from_secs(60), true)
+            .expired(Duration::from_secs(10), Duration::from_secs(60))
             .await;
         assert_eq!(reason, Expired::IdleTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(60));
@@ -259,11 +272,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_started_head_expires_after_header_timeout() {
-        let activity = Activity::new();
+        let activity = Activity::new(true);
         activity.on_read();
         let started = Instant::now();
         let reason = activity
-            .expired(Duration::from_secs(10), Duration::from_secs(60), true)
+            .expired(Duration::from_secs(10), Duration::from_secs(60))
             .await;
         assert_eq!(reason, Expired::HeaderTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(10));
@@ -271,13 +284,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn requests_in_flight_keep_the_connection() {
-        let activity = Activity::new();
+        let activity = Activity::new(true);
         activity.on_read();
         let guard = activity.request_started();
         let watch = activity.clone();
         let expiry = tokio::spawn(async move {
             watch
-                .expired(Duration::from_secs(10), Duration::from_secs(60), true)
+                .expired(Duration::from_secs(10), Duration::from_secs(60))
                 .await
         });
         tokio::time::sleep(Duration::from_secs(300)).await;
@@ -289,12 +302,12 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn h2_frames_are_not_heads() {
-        let activity = Activity::new();
+    async fn h2_frames_are_not_activity() {
+        let activity = Activity::new(false);
         activity.on_read();
         let started = Instant::now();
         let reason = activity
-            .expired(Duration::from_secs(10), Duration::from_secs(60), false)
+            .expired(Duration::from_secs(10), Duration::from_secs(60))
             .await;
         assert_eq!(reason, Expired::IdleTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(60));

@@ -31,8 +31,7 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawListen {
     pub addr: S<String>,
-    #[serde(default)]
-    pub proxy_protocol: bool,
+    pub proxy_protocol: Option<S<bool>>,
     #[serde(default)]
     pub hostnames: Vec<S<String>>,
 }

@@ -184,9 +184,23 @@ impl Validator<'_> {
         }
         Some(Listen {
             addr: addr?,
-            proxy_protocol: raw.proxy_protocol,
+            proxy_protocol: self.proxy_protocol(raw.proxy_protocol.as_ref()),
             hostnames,
         })
+    }
+
+    /// Accepted as `false` only: a listener that expected PROXY headers but
+    /// did not parse them would fail every handshake (or trust the balancer's
+    /// address as the client's), so `true` is refused until it is built.
+    fn proxy_protocol(&mut self, value: Option<&S<bool>>) -> bool {
+        if let Some(on) = value.filter(|v| *v.get_ref()) {
+            self.err(
+                on,
+                "listen.proxy_protocol",
+                "the PROXY protocol is not supported by this version; set false or remove it",
+            );
+        }
+        false
     }
 
     fn tls(&mut self, raw: &raw::RawTls) -> Option<Tls> {
@@ -266,7 +280,7 @@ impl Validator<'_> {
                 &raw.max_header_bytes,
                 "limits.max_header_bytes",
                 32_768,
-                (1024, 1 << 20),
+                (8192, 1 << 20),
             ) as usize,
             max_headers: self.integer(&raw.max_headers, "limits.max_headers", 100, (8, 10_000))
                 as usize,
@@ -484,7 +498,8 @@ impl Validator<'_> {
             (Some(file), None) => {
                 let path = self.resolve(file.get_ref());
                 let token = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()));
+                    // Never echo the value: an operator may have pasted the token here.
+                    .map_err(|e| format!("cannot read the file named here: {e}"));
                 (
                     TokenSource::File(path),
                     token
@@ -495,10 +510,7 @@ impl Validator<'_> {
             }
             (None, Some(var)) => {
                 let token = std::env::var(var.get_ref()).map_err(|_| {
-                    format!(
-                        "environment variable {} is not set or not valid UTF-8",
-                        var.get_ref()
-                    )
+                    "the environment variable named here is not set or not valid UTF-8".to_owned()
                 });
                 (
                     TokenSource::Env(var.get_ref().clone()),
@@ -582,6 +594,8 @@ impl Validator<'_> {
             self.err(&raw.addr, "admin.addr", "is not a loopback address; set admin.allow_remote = true to expose the admin listener");
             return None;
         }
+        self.warnings
+            .push("[admin] is validated but this version serves no admin listener yet".to_owned());
         Some(Admin {
             addr,
             allow_remote: raw.allow_remote,
@@ -685,6 +699,13 @@ impl Validator<'_> {
                 })
                 .collect::<Vec<_>>()
         });
+        if raw.methods.as_ref().is_some_and(Vec::is_empty) {
+            self.err(
+                r,
+                &format!("{key}.methods"),
+                "an empty methods list matches nothing; remove it to allow any method",
+            );
+        }
         let access = match raw.access.as_ref().map(|a| (a, a.get_ref().as_str())) {
             Some((_, "public")) => Some(Access::Public),
             Some((_, "session")) => Some(Access::Session),
@@ -799,25 +820,16 @@ impl Validator<'_> {
 
     fn route_path(&mut self, value: &S<String>, key: &str) -> Option<String> {
         let text = value.get_ref();
-        match crate::path::normalize_path(text) {
-            Ok(normal) if normal == *text => Some(normal),
-            Ok(normal) => {
-                self.err(
-                    value,
-                    key,
-                    format!("not in normalized form; write {normal:?}"),
-                );
-                None
-            }
-            Err(e) => {
-                self.err(
-                    value,
-                    key,
-                    format!("must start with '/' and be a normalized path: {e}"),
-                );
-                None
-            }
-        }
+        let problem = match crate::path::normalize_path(text) {
+            Err(e) => format!("must start with '/' and be a normalized path: {e}"),
+            Ok(normal) if normal != *text => format!("not in normalized form; write {normal:?}"),
+            Ok(normal) => match crate::path::route_key(&normal) {
+                Ok(_) => return Some(normal),
+                Err(e) => format!("cannot be matched unambiguously: {e}"),
+            },
+        };
+        self.err(value, key, problem);
+        None
     }
 
     fn errors_marker(&self) -> usize {
@@ -848,6 +860,9 @@ fn parse_upstream_url(text: &str) -> Result<(http::uri::Scheme, http::uri::Autho
 }
 
 fn is_hostname(name: &str) -> bool {
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {

@@ -42,9 +42,9 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let (body, body_error) = match read_body(body).await {
-        Ok(body) => (body, None),
-        Err(status) => (Bytes::new(), Some(status)),
+    let (body, trailers, body_error) = match read_body(body).await {
+        Ok((body, trailers)) => (body, trailers, None),
+        Err(status) => (Bytes::new(), None, Some(status)),
     };
     let mut request = SimRequest {
         method: parts.method,
@@ -56,9 +56,9 @@ pub async fn handle(
         peer,
     };
     // Recorded before the front door so tests see what arrived on the wire.
-    state
-        .recorder
-        .record(record(&request, body_error.is_none()));
+    let mut recorded = record(&request, body_error.is_none());
+    recorded.trailers = trailers;
+    state.recorder.record(recorded);
     if let Some(status) = body_error {
         return text(status, "the request body could not be read\n");
     }
@@ -68,9 +68,12 @@ pub async fn handle(
     route(state, &request).await
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, StatusCode> {
+async fn read_body(body: Incoming) -> Result<(Bytes, Option<HeaderMap>), StatusCode> {
     match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(collected) => {
+            let trailers = collected.trailers().cloned();
+            Ok((collected.to_bytes(), trailers))
+        }
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             Err(StatusCode::PAYLOAD_TOO_LARGE)
         }
@@ -87,6 +90,7 @@ fn record(request: &SimRequest, body_complete: bool) -> RecordedRequest {
         headers: request.headers.clone(),
         body: request.body.clone(),
         body_complete,
+        trailers: None,
     }
 }
 

@@ -16,6 +16,8 @@ pub struct RecordedRequest {
     pub body: Bytes,
     /// False when the body ended early (reset, aborted, too large).
     pub body_complete: bool,
+    /// Request trailers, when the body carried any.
+    pub trailers: Option<HeaderMap>,
 }
 
 /// A shared, append-only log of requests. Clones share the same log.
@@ -69,6 +71,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             body_complete: true,
+            trailers: None,
         }
     }
 

@@ -49,6 +49,9 @@ fn each_config_error_class_exits_2_with_its_place() {
     // (what to replace, replacement, the marker whose line is reported, key, words in the message)
     let cases: &[(&str, &str, &str, &str, &str)] = &[
         ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nbogus = 1", "bogus", "listen.bogus", "unknown field"),
+        ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nproxy_protocol = true", "proxy_protocol", "listen.proxy_protocol", "not supported"),
+        ("methods = [\"GET\"]", "methods = []", "[[route]]\nname = \"usersession\"", "route[0].methods", "empty methods"),
+        ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nhostnames = [\"psu.example.com:443\"]", "hostnames", "listen.hostnames", "without scheme, port"),
         ("addr = \"127.0.0.1:0\"", "addr = 8443", "addr = 8443", "listen.addr", "invalid type"),
         ("addr = \"127.0.0.1:0\"", "addr = \"localhost\"", "addr = \"localhost\"", "listen.addr", "IP address and port"),
         ("[upstream]", "[limits]\nheader_timeout = \"10 seconds\"\n\n[upstream]", "header_timeout", "limits.header_timeout", "expected a duration"),
@@ -99,7 +102,7 @@ fn each_config_error_class_exits_2_with_its_place() {
         );
         checked += 1;
     }
-    assert!(checked >= 24);
+    assert!(checked >= 27);
 }
 
 #[test]
@@ -146,6 +149,30 @@ fn an_inline_or_empty_token_is_refused_without_echoing_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr.contains("credential.token: unknown field"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("super-secret"), "{stderr}");
+
+    let pasted = valid_config().replace(
+        "token_file = \"app-token\"",
+        &format!("token_env = \"{SECRET_TOKEN}\""),
+    );
+    let out = check(dir.path(), &pasted);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("credential.token_env: the environment variable named here is not set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("super-secret"), "{stderr}");
+    let pasted = valid_config().replace(
+        "token_file = \"app-token\"",
+        &format!("token_file = \"{SECRET_TOKEN}\""),
+    );
+    let out = check(dir.path(), &pasted);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("credential.token_file: cannot read the file named here"),
         "{stderr}"
     );
     assert!(!stderr.contains("super-secret"), "{stderr}");
@@ -210,6 +237,10 @@ fn check_prints_routes_and_warnings() {
     let dir = workdir();
     let text = valid_config()
         .replace(
+            "addr = \"127.0.0.1:0\"",
+            "addr = \"127.0.0.1:0\"\nhostnames = [\"[::1]\", \"PSU.example.com\"]",
+        )
+        .replace(
             "header = \"X-PSU-Authorization\"",
             "header = \"Authorization\"",
         )
@@ -227,6 +258,7 @@ fn check_prints_routes_and_warnings() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("gateway.toml: OK"));
+    assert!(stdout.contains("([::1], psu.example.com)"), "{stdout}");
     for row in [
         "usersession",
         "prefix /api ",

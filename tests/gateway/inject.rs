@@ -147,10 +147,12 @@ async fn cross_site_use_of_the_session_is_refused() {
     let stack = Setup::default().start().await;
     let cookie = stack.sign_in("admin", "admin").await;
     let own = format!("https://localhost:{}", stack.addr.port());
-    let refused: [&[(&str, &str)]; 3] = [
+    let refused: [&[(&str, &str)]; 4] = [
         &[("origin", "https://evil.example")],
         &[("origin", "null")],
         &[("sec-fetch-site", "cross-site")],
+        // A sibling subdomain's <img>: same-site, no Origin.
+        &[("sec-fetch-site", "same-site")],
     ];
     for extra in refused {
         let mut headers = vec![("cookie", cookie.as_str())];

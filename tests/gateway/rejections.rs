@@ -193,3 +193,50 @@ async fn unknown_host_names_get_421() {
     assert_eq!(raw_status(&response), 204, "{response}");
     assert_eq!(stack.sim.recorder().requests().len(), 1);
 }
+
+/// Kestrel decodes escapes before routing, so the route decision is made on
+/// the decoded path too: an escaped ':' cannot slip past a deny route.
+#[tokio::test]
+async fn escaped_reserved_characters_are_routed_decoded() {
+    let stack = Setup::default()
+        .edit("[[route]]\nname = \"pages\"", "[[route]]\nname = \"colon\"\npath = \"/sim/a:b\"\naccess = \"deny\"\n\n[[route]]\nname = \"pages\"")
+        .start()
+        .await;
+    for target in ["/sim/a:b", "/sim/a%3Ab", "/sim/a%3ab", "/SIM/A%3AB/"] {
+        let response = stack
+            .raw(&request(
+                &format!("GET {target} HTTP/1.1"),
+                "Host: localhost\r\n",
+            ))
+            .await;
+        assert_eq!(raw_status(&response), 403, "{target}: {response}");
+    }
+    for target in ["/sim/u%C5%BFer", "/sim/%E2%84%AAey"] {
+        let response = stack
+            .raw(&request(
+                &format!("GET {target} HTTP/1.1"),
+                "Host: localhost\r\n",
+            ))
+            .await;
+        assert_eq!(raw_status(&response), 400, "{target}: {response}");
+    }
+    assert!(stack.sim.recorder().requests().is_empty());
+}
+
+/// A Cookie field that is not text never authenticates, and cannot hide a
+/// duplicated session cookie either.
+#[tokio::test]
+async fn non_text_cookies_are_unauthenticated_and_still_checked_for_tossing() {
+    let stack = Setup::default().start().await;
+    let cookie = stack.sign_in("admin", "admin").await;
+    stack.sim.recorder().clear();
+    let mut tossed = format!("GET /sim/status/204 HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}; {SESSION_COOKIE}=other; x=").into_bytes();
+    tossed.extend_from_slice(b"\xff\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&stack.raw(&tossed).await), 400);
+    let mut binary =
+        format!("GET /api/v1/usersession HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}; x=")
+            .into_bytes();
+    binary.extend_from_slice(b"\xff\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw_status(&stack.raw(&binary).await), 401);
+    assert!(stack.sim.recorder().requests().is_empty());
+}

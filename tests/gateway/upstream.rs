@@ -117,3 +117,32 @@ async fn h2_clients_with_split_cookies_are_joined() {
     );
     assert_eq!(seen[0].version, http::Version::HTTP_11);
 }
+
+/// Trailers would be headers that arrive after every check ran; an h2
+/// upstream could receive them, so the gateway drops them.
+#[tokio::test]
+async fn request_trailers_never_reach_the_upstream() {
+    let stack = Setup::default()
+        .edit(
+            "url = \"{upstream}\"",
+            "url = \"{upstream}\"\nprotocol = \"h2\"",
+        )
+        .start()
+        .await;
+    let cookie = stack.sign_in("admin", "admin").await;
+    let bytes = format!(
+        "POST /sim/echo HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\nTransfer-Encoding: chunked\r\nTrailer: X-PSU-Authorization\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-PSU-Authorization: Bearer smuggled\r\nCookie: {SESSION_COOKIE}=tossed\r\n\r\n"
+    );
+    let response = stack.raw(bytes.as_bytes()).await;
+    assert_eq!(raw_status(&response), 200, "{response}");
+    let seen = stack.upstream_saw("/sim/echo");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(&seen[0].body[..], b"abc");
+    assert!(seen[0].body_complete);
+    assert!(
+        seen[0].trailers.as_ref().is_none_or(|t| t.is_empty()),
+        "{:?}",
+        seen[0].trailers
+    );
+    assert!(header(&seen[0], "trailer").is_empty());
+}
