@@ -163,6 +163,15 @@ async fn cross_site_use_of_the_session_is_refused() {
             .assert_problem(403);
     }
     assert!(stack.upstream_saw("/api/v1/usersession").is_empty());
+    // A WebSocket upgrade from a foreign page on a session route.
+    let upgrade = [
+        ("cookie", cookie.as_str()),
+        ("origin", "https://evil.example"),
+        ("upgrade", "websocket"),
+        ("connection", "upgrade"),
+    ];
+    stack.get("/sim/echo", &upgrade).await.assert_problem(403);
+    assert!(stack.upstream_saw("/sim/echo").is_empty());
     let same = stack
         .get(
             "/api/v1/usersession",

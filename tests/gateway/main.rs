@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod cookies;
 mod credentials;
 mod demo;
 mod failures;
@@ -13,4 +14,5 @@ mod rejections;
 mod session_cache;
 mod simulator;
 mod slow_peers;
+mod smuggling;
 mod upstream;
