@@ -662,7 +662,11 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #![proptest_config(ProptestConfig {
+            // PROPTEST_CASES raises this for long runs (see the README).
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn never_panics(header in any::<String>(), name in any::<String>()) {

@@ -492,7 +492,11 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig {
+            // PROPTEST_CASES raises this for long runs (see the README).
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn never_panics_on_arbitrary_strings(raw in any::<String>()) {
