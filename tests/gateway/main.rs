@@ -7,6 +7,7 @@ mod cli;
 mod credentials;
 mod demo;
 mod failures;
+mod h2_attacks;
 mod inject;
 mod pitfalls;
 mod rejections;

@@ -213,6 +213,11 @@ impl Stack {
         format!("https://localhost:{}{path}", self.addr.port())
     }
 
+    /// The gateway's certificate (PEM), for clients built by hand.
+    pub fn ca(&self) -> &[u8] {
+        &self.ca
+    }
+
     pub fn client(&self, proto: Proto) -> TestClient {
         tls_client(&self.ca, proto)
     }
@@ -311,16 +316,21 @@ impl Stack {
 
 pub type TestClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A rustls client config trusting only the PEM certificates in `ca_pem`.
-pub fn client_tls(ca_pem: &[u8]) -> rustls::ClientConfig {
+/// A root store holding only the PEM certificates in `ca_pem`.
+pub fn root_store(ca_pem: &[u8]) -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert.unwrap()).unwrap();
     }
+    roots
+}
+
+/// A rustls client config trusting only the PEM certificates in `ca_pem`.
+pub fn client_tls(ca_pem: &[u8]) -> rustls::ClientConfig {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(root_store(ca_pem))
         .with_no_client_auth()
 }
 
