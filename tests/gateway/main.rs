@@ -13,4 +13,5 @@ mod pitfalls;
 mod rejections;
 mod session_cache;
 mod simulator;
+mod tls_policy;
 mod upstream;

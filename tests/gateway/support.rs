@@ -93,6 +93,8 @@ pub struct Setup {
     /// Config text; `{upstream}` becomes the simulator's http URL,
     /// `{upstream_tls}` its https URL (for a simulator with `tls` set).
     pub config: String,
+    /// The gateway's certificate and key (PEM); `None`: a fresh dev cert.
+    pub cert: Option<(String, String)>,
 }
 
 impl Default for Setup {
@@ -100,6 +102,7 @@ impl Default for Setup {
         Self {
             sim: SimOptions::default(),
             config: format!("{BASE_CONFIG}{DEFAULT_ROUTES}"),
+            cert: None,
         }
     }
 }
@@ -118,13 +121,27 @@ impl Setup {
         self
     }
 
+    /// Serves this certificate and key (PEM) instead of a dev cert.
+    pub fn cert(mut self, cert_pem: String, key_pem: String) -> Self {
+        self.cert = Some((cert_pem, key_pem));
+        self
+    }
+
     pub async fn start(self) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cert = psu_gateway::devcert::write(
-            dir.path(),
-            &["localhost".to_owned(), "127.0.0.1".to_owned()],
-        )
-        .expect("dev cert");
+        let cert = match self.cert {
+            None => psu_gateway::devcert::write(
+                dir.path(),
+                &["localhost".to_owned(), "127.0.0.1".to_owned()],
+            )
+            .expect("dev cert"),
+            Some((cert_pem, key_pem)) => {
+                let paths = psu_gateway::devcert::DevCertPaths::in_dir(dir.path());
+                std::fs::write(&paths.cert, cert_pem).unwrap();
+                psu_gateway::devcert::write_private(&paths.key, key_pem.as_bytes()).unwrap();
+                paths
+            }
+        };
         let ca = std::fs::read(&cert.cert).expect("read cert");
         let sim = Sim::spawn(self.sim, TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await
