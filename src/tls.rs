@@ -61,6 +61,9 @@ pub fn server_config(tls: &Tls) -> Result<Arc<ServerConfig>, rustls::Error> {
         .with_no_client_auth()
         .with_single_cert(tls.certs.clone(), tls.key.clone_key())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's suite order decides (AES-256-GCM first), not whatever a
+    // client lists first; TLS scanners report a client-chosen order as HIGH.
+    config.ignore_client_order = true;
     // 0-RTT data is replayable; a credential-injecting proxy must never act on it.
     config.max_early_data_size = 0;
     Ok(Arc::new(config))

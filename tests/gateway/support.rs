@@ -2,6 +2,7 @@
 //! rcgen certificate, and clients that speak real TLS to it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,8 @@ pub struct Setup {
     /// Config text; `{upstream}` becomes the simulator's http URL,
     /// `{upstream_tls}` its https URL (for a simulator with `tls` set).
     pub config: String,
+    /// The gateway's certificate and key (PEM); `None`: a fresh dev cert.
+    pub cert: Option<(String, String)>,
 }
 
 impl Default for Setup {
@@ -100,6 +103,7 @@ impl Default for Setup {
         Self {
             sim: SimOptions::default(),
             config: format!("{BASE_CONFIG}{DEFAULT_ROUTES}"),
+            cert: None,
         }
     }
 }
@@ -118,13 +122,27 @@ impl Setup {
         self
     }
 
+    /// Serves this certificate and key (PEM) instead of a dev cert.
+    pub fn cert(mut self, cert_pem: String, key_pem: String) -> Self {
+        self.cert = Some((cert_pem, key_pem));
+        self
+    }
+
     pub async fn start(self) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cert = psu_gateway::devcert::write(
-            dir.path(),
-            &["localhost".to_owned(), "127.0.0.1".to_owned()],
-        )
-        .expect("dev cert");
+        let cert = match self.cert {
+            None => psu_gateway::devcert::write(
+                dir.path(),
+                &["localhost".to_owned(), "127.0.0.1".to_owned()],
+            )
+            .expect("dev cert"),
+            Some((cert_pem, key_pem)) => {
+                let paths = psu_gateway::devcert::DevCertPaths::in_dir(dir.path());
+                std::fs::write(&paths.cert, cert_pem).unwrap();
+                psu_gateway::devcert::write_private(&paths.key, key_pem.as_bytes()).unwrap();
+                paths
+            }
+        };
         let ca = std::fs::read(&cert.cert).expect("read cert");
         let sim = Sim::spawn(self.sim, TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await
@@ -153,7 +171,7 @@ impl Setup {
             sim,
             token,
             ca,
-            _dir: dir,
+            dir,
         }
     }
 }
@@ -165,7 +183,7 @@ pub struct Stack {
     pub sim: Sim,
     pub token: String,
     ca: Vec<u8>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// What came back from the gateway.
@@ -209,8 +227,18 @@ pub enum Proto {
 }
 
 impl Stack {
+    /// The gateway's certificate (PEM), to trust from outside clients.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.crt")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// The gateway's certificate (PEM), for clients built by hand.
+    pub fn ca(&self) -> &[u8] {
+        &self.ca
     }
 
     pub fn client(&self, proto: Proto) -> TestClient {
@@ -311,16 +339,21 @@ impl Stack {
 
 pub type TestClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A rustls client config trusting only the PEM certificates in `ca_pem`.
-pub fn client_tls(ca_pem: &[u8]) -> rustls::ClientConfig {
+/// A root store holding only the PEM certificates in `ca_pem`.
+pub fn root_store(ca_pem: &[u8]) -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert.unwrap()).unwrap();
     }
+    roots
+}
+
+/// A rustls client config trusting only the PEM certificates in `ca_pem`.
+pub fn client_tls(ca_pem: &[u8]) -> rustls::ClientConfig {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(root_store(ca_pem))
         .with_no_client_auth()
 }
 
