@@ -26,5 +26,6 @@ pub mod signals;
 pub mod sim;
 pub mod target;
 pub mod tls;
+pub mod tunnel;
 pub mod upstream;
 pub mod watchdog;

@@ -99,9 +99,11 @@ impl Rejection {
             Rejection::Session(SessionError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::MissingRole => StatusCode::FORBIDDEN,
             Rejection::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
-            Rejection::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Rejection::Upstream(
+                UpstreamError::Connect(_)
+                | UpstreamError::Protocol(_)
+                | UpstreamError::UnexpectedSwitch,
+            ) => StatusCode::BAD_GATEWAY,
             Rejection::Unforwardable => StatusCode::BAD_REQUEST,
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, CONTENT_LENGTH, COOKIE, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, Request, Response, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -22,8 +22,8 @@ use crate::problem::{problem_response, Rejection};
 use crate::routes::{Access, ClientCredentials, Route};
 use crate::session::{CacheOutcome, IntrospectionContext, SessionAuth};
 use crate::target::{check_target, validated_host};
-use crate::upstream::{Body, UpstreamBuildError, UpstreamClient};
-use crate::{csrf, session};
+use crate::upstream::{Body, UpstreamBuildError, UpstreamClient, UpstreamError};
+use crate::{csrf, session, tunnel};
 
 /// Everything a request needs: config, the upstream pool, the session cache.
 pub struct Gateway {
@@ -111,7 +111,7 @@ impl Gateway {
 
     async fn pipeline(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         ex: &Exchange<'_>,
         record: &mut Record,
     ) -> Result<Response<Body>, Rejection> {
@@ -147,9 +147,19 @@ impl Gateway {
             // 9. The session must be live in PSU, with a role when required.
             self.authenticate(route, session, ex, &host, record).await?;
         }
+        // A WebSocket becomes a tunnel only on public and session routes,
+        // towards an HTTP/1.1 upstream, and only once PSU answered 101.
+        let websocket = tunnel::wants_websocket(request.version(), request.headers())
+            && matches!(route.access, Access::Public | Access::Session)
+            && self.config.upstream.protocol == UpstreamProtocol::Http1;
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
         // 10. Strip, then set.
         let fault = FaultFlag::default();
-        let upstream_request = self.rewrite(request, route, ex, &path, &host, cookie, &fault)?;
+        let mut upstream_request =
+            self.rewrite(request, route, ex, &path, &host, cookie, &fault)?;
+        if websocket {
+            tunnel::set_upgrade_headers(upstream_request.headers_mut());
+        }
         record.injected = route.access == Access::Inject;
         // 11. Forward, streaming the body under its size and gap limits.
         let sent = Instant::now();
@@ -164,7 +174,17 @@ impl Gateway {
             None => e.into(),
         })?;
         // 12. Response rewrite.
-        Ok(rewrite_response(response, route, ex.request_id))
+        match client_upgrade {
+            Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                let idle = self.config.limits.tunnel_idle_timeout;
+                Ok(tunnel::open(response, client, idle, ex.request_id))
+            }
+            // A 101 nobody asked for would hand PSU the raw connection.
+            _ if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                Err(UpstreamError::UnexpectedSwitch.into())
+            }
+            _ => Ok(rewrite_response(response, route, ex.request_id)),
+        }
     }
 
     /// The Host PSU sees: the client's (PSU builds links from it) unless

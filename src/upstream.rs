@@ -35,6 +35,8 @@ pub enum UpstreamError {
     Connect(#[source] hyper_util::client::legacy::Error),
     #[error("the upstream connection failed")]
     Protocol(#[source] hyper_util::client::legacy::Error),
+    #[error("the upstream switched protocols without being asked to")]
+    UnexpectedSwitch,
 }
 
 #[derive(Debug, thiserror::Error)]

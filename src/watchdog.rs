@@ -129,6 +129,21 @@ impl Activity {
     }
 }
 
+impl Activity {
+    /// Resolves once no byte went either way for `timeout` (tunnels).
+    pub async fn idle(&self, timeout: Duration) {
+        let timeout_ms = millis(timeout);
+        loop {
+            let now = self.now_ms();
+            let deadline = self.last.load(Ordering::Relaxed).saturating_add(timeout_ms);
+            if now >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(self.base + Duration::from_millis(deadline)).await;
+        }
+    }
+}
+
 /// Durations from config are capped (see `duration.rs`); this keeps the
 /// arithmetic above far from overflow whatever it is given.
 fn millis(d: Duration) -> u64 {

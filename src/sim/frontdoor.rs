@@ -4,7 +4,7 @@
 use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use crate::sim::handlers::Body;
+use crate::sim::handlers::{full, Body};
 use crate::sim::state::SimState;
 
 /// The body IIS sends with its 401 challenge (shortened).
@@ -35,7 +35,7 @@ fn has_negotiate(headers: &HeaderMap) -> bool {
 }
 
 fn iis_challenge() -> Response<Body> {
-    let mut response = Response::new(Body::from(IIS_401));
+    let mut response = Response::new(full(IIS_401));
     *response.status_mut() = StatusCode::UNAUTHORIZED;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));

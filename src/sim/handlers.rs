@@ -1,12 +1,14 @@
 //! Request entry point: read and record the request, apply the front door, route.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
@@ -14,9 +16,15 @@ use serde_json::{json, Value};
 use crate::sim::recorder::RecordedRequest;
 use crate::sim::state::SimState;
 use crate::sim::{auth, frontdoor, pages};
+use crate::sim::{streams, websocket};
 
 /// Every simulator response has a small in-memory body.
-pub type Body = Full<Bytes>;
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A complete body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
 
 /// Requests to PSU's auth endpoints are tiny; anything bigger is a test bug.
 const MAX_BODY: usize = 1024 * 1024;
@@ -39,8 +47,12 @@ pub struct SimRequest {
 pub async fn handle(
     state: &SimState,
     peer: SocketAddr,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Response<Body> {
+    if normalize(request.uri().path()) == "/sim/sink" {
+        return streams::sink(state, request).await;
+    }
+    let upgrade = hyper::upgrade::on(&mut request);
     let (parts, body) = request.into_parts();
     let (body, trailers, body_error) = match read_body(body).await {
         Ok((body, trailers)) => (body, trailers, None),
@@ -64,6 +76,12 @@ pub async fn handle(
     }
     if let Some(rejection) = frontdoor::apply(state, &mut request.headers) {
         return rejection;
+    }
+    if normalize(&request.path) == "/dashboardhub" {
+        return match crate::tunnel::wants_websocket(request.version, &request.headers) {
+            true if request.method == Method::GET => websocket::accept(&request.headers, upgrade),
+            _ => text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n"),
+        };
     }
     route(state, &request).await
 }
@@ -98,6 +116,12 @@ async fn route(state: &SimState, request: &SimRequest) -> Response<Body> {
     let path = normalize(&request.path);
     if let Some(code) = path.strip_prefix("/sim/status/") {
         return status(code, request.query.as_deref()).await;
+    }
+    match path.as_str() {
+        "/sim/sse" => return streams::sse(request.query.as_deref()),
+        "/sim/large" => return streams::large(request.query.as_deref()),
+        "/sim/grpc" => return streams::grpc(&request.body),
+        _ => {}
     }
     let method = &request.method;
     match path.as_str() {
@@ -199,7 +223,7 @@ fn echo(request: &SimRequest) -> Response<Body> {
 }
 
 pub fn empty(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::default());
+    let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = status;
     response
 }
@@ -209,7 +233,7 @@ fn with_body(
     content_type: &'static str,
     body: impl Into<Bytes>,
 ) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
         .headers_mut()

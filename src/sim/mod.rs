@@ -15,8 +15,10 @@ mod recorder;
 mod server;
 mod sessions;
 mod state;
+mod streams;
 mod token;
 mod users;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

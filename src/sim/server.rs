@@ -117,6 +117,8 @@ where
         async move { Ok::<_, Infallible>(handlers::handle(&state, peer, request).await) }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
-    let connection = builder.serve_connection(io, service).into_owned();
+    let connection = builder
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
     watcher.watch(connection).await
 }

@@ -17,5 +17,7 @@ mod session_cache;
 mod simulator;
 mod slow_peers;
 mod smuggling;
+mod streaming;
 mod tls_policy;
 mod upstream;
+mod websocket;
