@@ -31,6 +31,8 @@ pub struct Gateway {
     upstream: UpstreamClient,
     sessions: Option<SessionAuth>,
     credential: Option<HeaderValue>,
+    /// First 8 hex of SHA-256 of the token: names it in the audit log.
+    token_fingerprint: Option<String>,
 }
 
 /// Facts about one request that every step may need.
@@ -61,11 +63,13 @@ impl Gateway {
             .clone()
             .map(|s| SessionAuth::new(s, upstream.clone()));
         let credential = config.credential.as_ref().map(|c| c.header_value());
+        let token_fingerprint = config.credential.as_ref().map(|c| c.token.fingerprint());
         Ok(Self {
             config,
             upstream,
             sessions,
             credential,
+            token_fingerprint,
         })
     }
 
@@ -106,6 +110,9 @@ impl Gateway {
                 .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         log_access(&record, &method, &ex, bytes_in, &response, started);
+        if record.injected {
+            self.log_audit(&record, &method, &ex, &response);
+        }
         response
     }
 
@@ -418,6 +425,29 @@ fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
         Some(value) => value.clone(),
         None => HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("-")),
+    }
+}
+
+impl Gateway {
+    /// Every request the token went out on, on its own `audit` target.
+    fn log_audit(
+        &self,
+        record: &Record,
+        method: &http::Method,
+        ex: &Exchange<'_>,
+        response: &Response<Body>,
+    ) {
+        tracing::info!(
+            target: "audit",
+            request_id = ex.request_id.to_str().unwrap_or(""),
+            identity = record.identity.as_deref().unwrap_or("-"),
+            route = record.route.as_deref().unwrap_or("-"),
+            method = %method,
+            path = record.path.as_deref().unwrap_or("-"),
+            peer = %ex.peer,
+            upstream_status = response.status().as_u16(),
+            token = self.token_fingerprint.as_deref().unwrap_or("-"),
+        );
     }
 }
 

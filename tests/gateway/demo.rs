@@ -147,6 +147,18 @@ async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
         logs.contains("access"),
         "access log lines expected in:\n{logs}"
     );
+    // Two requests carried the token (the cookie ones); each has an audit
+    // line naming it by fingerprint only.
+    let fingerprint = psu_gateway::secret::Secret::new(token.trim()).fingerprint();
+    let audits: Vec<&str> = logs.lines().filter(|l| l.contains(" audit: ")).collect();
+    assert_eq!(audits.len(), 2, "{logs}");
+    assert!(
+        audits
+            .iter()
+            .all(|l| l.contains(&format!("token=\"{fingerprint}\""))
+                && l.contains("identity=\"admin\"")),
+        "{audits:?}"
+    );
     assert!(
         !logs.contains(token.trim()),
         "the token appeared in the logs"

@@ -14,6 +14,7 @@ mod inject;
 mod pitfalls;
 mod rejections;
 mod session_cache;
+mod shutdown;
 mod simulator;
 mod slow_peers;
 mod smuggling;

@@ -1,0 +1,99 @@
+//! SIGTERM on a real `psu-gateway run` process: stop accepting, let the
+//! request in flight finish, exit 0.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use psu_gateway::sim::{Sim, SimOptions};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::Command;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_requests_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    let ca = std::fs::read(dir.path().join("gateway.crt")).unwrap();
+    let sim = Sim::spawn(
+        SimOptions::default(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    // A free port for the child: bound here, released just before it starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "[listen]\naddr = \"127.0.0.1:{port}\"\n\n[tls]\ncert = \"gateway.crt\"\nkey = \"gateway.key\"\n\n[limits]\nshutdown_grace = \"20s\"\n\n[upstream]\nurl = \"http://{}\"\n\n[[route]]\nname = \"all\"\nprefix = \"/\"\naccess = \"public\"\n",
+        sim.addr()
+    );
+    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
+        .args(["run", "--config", "gateway.toml"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = async {
+        while let Some(line) = logs.next_line().await.unwrap() {
+            if line.contains("listening") {
+                return;
+            }
+        }
+        panic!("the gateway exited before listening");
+    };
+    tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("listening within 30s");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let slow = tokio::spawn({
+        let ca = ca.clone();
+        async move {
+            raw_tls(addr, &ca, b"GET /sim/status/200?delay_ms=1500 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await
+        }
+    });
+    // Wait until the request is inside the simulator, i.e. in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.recorder().count("/sim/status/200") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the simulator"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+
+    let response = tokio::time::timeout(Duration::from_secs(20), slow)
+        .await
+        .expect("in-flight request finished")
+        .unwrap();
+    assert_eq!(raw_status(&response), 200, "{response}");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exited")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Nothing listens any more.
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "the listener is closed");
+    let mut rest = String::new();
+    while let Ok(Some(line)) = logs.next_line().await {
+        rest.push_str(&line);
+    }
+    assert!(!rest.contains("ERROR"), "{rest}");
+}
