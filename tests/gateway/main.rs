@@ -11,6 +11,7 @@ mod demo;
 mod failures;
 mod h2_attacks;
 mod inject;
+mod keys;
 mod pitfalls;
 mod rejections;
 mod session_cache;

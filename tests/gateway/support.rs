@@ -91,6 +91,8 @@ token_file = "app-token"
 
 pub struct Setup {
     pub sim: SimOptions,
+    /// The certificate clients trust; `None`: the rcgen one `start` writes.
+    ca: Option<Vec<u8>>,
     /// Config text; `{upstream}` becomes the simulator's http URL,
     /// `{upstream_tls}` its https URL (for a simulator with `tls` set).
     pub config: String,
@@ -102,6 +104,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             sim: SimOptions::default(),
+            ca: None,
             config: format!("{BASE_CONFIG}{DEFAULT_ROUTES}"),
             cert: None,
         }
@@ -114,6 +117,12 @@ impl Setup {
     pub fn edit(mut self, from: &str, to: &str) -> Self {
         assert!(self.config.contains(from), "config has no {from:?}");
         self.config = self.config.replacen(from, to, 1);
+        self
+    }
+
+    /// For configs that name their own certificate.
+    pub fn with_ca(mut self, pem: Vec<u8>) -> Self {
+        self.ca = Some(pem);
         self
     }
 
@@ -143,7 +152,9 @@ impl Setup {
                 paths
             }
         };
-        let ca = std::fs::read(&cert.cert).expect("read cert");
+        let ca = self
+            .ca
+            .unwrap_or_else(|| std::fs::read(&cert.cert).expect("read cert"));
         let sim = Sim::spawn(self.sim, TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await
             .expect("sim");
