@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{HeaderValue, CONTENT_LENGTH, COOKIE, HOST, TRANSFER_ENCODING};
+use http::header::{
+    HeaderValue, CONTENT_LENGTH, COOKIE, HOST, SEC_WEBSOCKET_KEY, TRANSFER_ENCODING,
+};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -20,6 +22,7 @@ use crate::headers::{self, ForwardedFor, X_REQUEST_ID};
 use crate::path::{normalize_path, route_key};
 use crate::problem::{problem_response, Rejection};
 use crate::routes::{Access, ClientCredentials, Route};
+use crate::server::ConnectionSlot;
 use crate::session::{CacheOutcome, IntrospectionContext, SessionAuth};
 use crate::target::{check_target, validated_host};
 use crate::upstream::{Body, UpstreamBuildError, UpstreamClient, UpstreamError};
@@ -159,7 +162,13 @@ impl Gateway {
         let websocket = tunnel::wants_websocket(request.version(), request.headers())
             && matches!(route.access, Access::Public | Access::Session)
             && self.config.upstream.protocol == UpstreamProtocol::Http1;
-        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut request));
+        // The connection's slot travels with the tunnel, so tunnels count
+        // against max_connections for as long as they live.
+        let client_upgrade = websocket.then(|| tunnel::Client {
+            upgrade: hyper::upgrade::on(&mut request),
+            key: request.headers().get(SEC_WEBSOCKET_KEY).cloned(),
+            slot: request.extensions().get::<ConnectionSlot>().cloned(),
+        });
         // 10. Strip, then set.
         let fault = FaultFlag::default();
         let mut upstream_request =
@@ -183,6 +192,11 @@ impl Gateway {
         // 12. Response rewrite.
         match client_upgrade {
             Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                // Only a real WebSocket handshake for this client's key: any
+                // other 101 would hand the client a raw connection to PSU.
+                if !tunnel::is_websocket_accept(response.headers(), client.key.as_ref()) {
+                    return Err(UpstreamError::UnexpectedSwitch.into());
+                }
                 let idle = self.config.limits.tunnel_idle_timeout;
                 Ok(tunnel::open(response, client, idle, ex.request_id))
             }

@@ -172,6 +172,11 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// One of the `max_connections` slots. A WebSocket tunnel keeps a clone, so
+/// the slot frees only when the connection and its tunnel are both gone.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
 /// One accepted TCP connection, from TLS handshake to the last response.
 struct Connection {
     peer: SocketAddr,
@@ -182,7 +187,8 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, watcher: Watcher, _slot: OwnedSemaphorePermit) {
+    async fn serve(self, stream: TcpStream, watcher: Watcher, slot: OwnedSemaphorePermit) {
+        let slot = ConnectionSlot(Arc::new(slot));
         let peer = self.peer;
         let _ = stream.set_nodelay(true);
         let tls =
@@ -204,7 +210,8 @@ impl Connection {
         let io = TokioIo::new(Watched::new(tls, activity.clone()));
         let gateway = self.gateway;
         let requests = activity.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(slot.clone());
             let gateway = gateway.clone();
             let in_flight = requests.request_started();
             async move {
@@ -222,7 +229,7 @@ impl Connection {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             }
-            expired = activity.expired(limits.header_timeout, limits.idle_timeout) => {
+            expired = activity.expired(limits.header_timeout, limits.idle_timeout, limits.idle_timeout.max(limits.upstream_timeout)) => {
                 tracing::debug!(%peer, ?expired, "connection closed by timeout");
             }
         }

@@ -9,14 +9,17 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONNECTION, UPGRADE};
+use http::header::{HeaderMap, HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, UPGRADE};
 use http::{Response, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
 use crate::headers::{self, X_REQUEST_ID};
+use crate::server::ConnectionSlot;
 use crate::upstream::Body;
 use crate::watchdog::{Activity, Watched};
 
@@ -34,6 +37,28 @@ pub fn wants_websocket(version: Version, headers: &HeaderMap) -> bool {
     version == Version::HTTP_11 && has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
 }
 
+/// The client side of an upgrade: its pending connection, its
+/// `Sec-WebSocket-Key`, and the connection slot the tunnel keeps.
+pub struct Client {
+    pub upgrade: OnUpgrade,
+    pub key: Option<HeaderValue>,
+    pub slot: Option<ConnectionSlot>,
+}
+
+/// Whether PSU's 101 is the WebSocket handshake for this client's key.
+pub fn is_websocket_accept(upstream: &HeaderMap, client_key: Option<&HeaderValue>) -> bool {
+    let upgraded_to_websocket = upstream
+        .get_all(UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    let expected = client_key.map(|key| derive_accept_key(key.as_bytes()));
+    let accept = upstream
+        .get(SEC_WEBSOCKET_ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    upgraded_to_websocket && expected.is_some() && accept == expected.as_deref()
+}
+
 /// Restores the two hop-by-hop headers the rewrite stripped; everything
 /// else (`Sec-WebSocket-*`) is end-to-end and already there.
 pub fn set_upgrade_headers(headers: &mut HeaderMap) {
@@ -45,13 +70,21 @@ pub fn set_upgrade_headers(headers: &mut HeaderMap) {
 /// connections once both sides switched; closed after `idle` without a byte.
 pub fn open(
     mut upstream: Response<Incoming>,
-    client: OnUpgrade,
+    client: Client,
     idle: Duration,
     request_id: &HeaderValue,
 ) -> Response<Body> {
     let upstream_upgrade = hyper::upgrade::on(&mut upstream);
     tokio::spawn(async move {
-        let (client, upstream) = match tokio::join!(client, upstream_upgrade) {
+        let _slot = client.slot;
+        let both = async { tokio::join!(client.upgrade, upstream_upgrade) };
+        // Both sides switch right after the 101; a side that never does
+        // must not hold the slot.
+        let Ok(both) = tokio::time::timeout(Duration::from_secs(10), both).await else {
+            tracing::debug!("a WebSocket upgrade did not complete in time");
+            return;
+        };
+        let (client, upstream) = match both {
             (Ok(client), Ok(upstream)) => (client, upstream),
             _ => {
                 tracing::debug!("a WebSocket upgrade did not complete on both sides");
@@ -78,4 +111,45 @@ pub fn open(
             .map_err(|never| match never {})
             .boxed(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(n, v)| {
+                (
+                    http::header::HeaderName::from_static(n),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_the_handshake_for_this_key_opens_a_tunnel() {
+        // RFC 6455's example key and accept.
+        let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
+        let good = headers(&[
+            ("upgrade", "websocket"),
+            ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        ]);
+        assert!(is_websocket_accept(&good, Some(&key)));
+        let cases = [
+            headers(&[
+                ("upgrade", "h2c"),
+                ("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            ]),
+            headers(&[("upgrade", "websocket")]),
+            headers(&[("upgrade", "websocket"), ("sec-websocket-accept", "wrong")]),
+            headers(&[]),
+        ];
+        for upstream in &cases {
+            assert!(!is_websocket_accept(upstream, Some(&key)), "{upstream:?}");
+        }
+        assert!(!is_websocket_accept(&good, None));
+    }
 }

@@ -23,6 +23,9 @@ use tokio::time::Instant;
 pub enum Expired {
     HeaderTimeout,
     IdleTimeout,
+    /// A request in flight with no byte moving either way (a peer that
+    /// stopped reading its response, or a stalled stream).
+    Stalled,
 }
 
 /// What one connection has been doing, updated from the I/O and the service.
@@ -31,6 +34,9 @@ pub struct Activity {
     base: Instant,
     /// Milliseconds since `base` of the last activity.
     last: AtomicU64,
+    /// Milliseconds since `base` of the last byte read or written, whatever
+    /// the protocol.
+    last_io: AtomicU64,
     /// Milliseconds since `base` + 1 of the first byte of a request head not
     /// yet handed to the service; 0 when none is arriving.
     head_started: AtomicU64,
@@ -47,6 +53,7 @@ impl Activity {
         Arc::new(Self {
             base: Instant::now(),
             last: AtomicU64::new(0),
+            last_io: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             changed: Notify::new(),
@@ -62,7 +69,12 @@ impl Activity {
         self.last.store(self.now_ms(), Ordering::Relaxed);
     }
 
+    fn on_io(&self) {
+        self.last_io.store(self.now_ms(), Ordering::Relaxed);
+    }
+
     fn on_read(&self) {
+        self.on_io();
         if !self.http1 {
             return;
         }
@@ -82,6 +94,7 @@ impl Activity {
     }
 
     fn on_write(&self) {
+        self.on_io();
         if self.http1 {
             self.touch();
         }
@@ -90,22 +103,34 @@ impl Activity {
     /// Marks a request as in flight until the returned guard is dropped
     /// (the gateway drops it with the response body).
     pub fn request_started(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.head_started.store(0, Ordering::Relaxed);
         self.touch();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(0, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
-    /// Resolves when the connection has broken one of the two limits.
-    pub async fn expired(&self, header_timeout: Duration, idle_timeout: Duration) -> Expired {
+    /// Resolves when the connection has broken one of the limits. `stall`
+    /// bounds a request in flight with no byte moving either way; it must
+    /// cover the wait for PSU's response head (`upstream_timeout`).
+    pub async fn expired(
+        &self,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        stall: Duration,
+    ) -> Expired {
         let header_ms = millis(header_timeout);
         let idle_ms = millis(idle_timeout);
+        let stall_ms = millis(stall);
         loop {
             let now = self.now_ms();
-            let busy = self.in_flight.load(Ordering::Relaxed) > 0;
+            let busy = self.in_flight.load(Ordering::Acquire) > 0;
             let head = self.head_started.load(Ordering::Relaxed);
             let (deadline, reason) = if busy {
-                (now.saturating_add(idle_ms), None)
+                let last_io = self
+                    .last_io
+                    .load(Ordering::Relaxed)
+                    .max(self.last.load(Ordering::Relaxed));
+                (last_io.saturating_add(stall_ms), Some(Expired::Stalled))
             } else if head > 0 {
                 (
                     (head - 1).saturating_add(header_ms),
@@ -158,8 +183,10 @@ pub struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // Touch first: a timer that sees no request in flight must also
+        // see the moment this one ended.
         self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0.changed.notify_one();
     }
 }
@@ -279,7 +306,11 @@ mod tests {
         let activity = Activity::new(true);
         let started = Instant::now();
         let reason = activity
-            .expired(Duration::from_secs(10), Duration::from_secs(60))
+            .expired(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(600),
+            )
             .await;
         assert_eq!(reason, Expired::IdleTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(60));
@@ -291,7 +322,11 @@ mod tests {
         activity.on_read();
         let started = Instant::now();
         let reason = activity
-            .expired(Duration::from_secs(10), Duration::from_secs(60))
+            .expired(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(600),
+            )
             .await;
         assert_eq!(reason, Expired::HeaderTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(10));
@@ -305,7 +340,11 @@ mod tests {
         let watch = activity.clone();
         let expiry = tokio::spawn(async move {
             watch
-                .expired(Duration::from_secs(10), Duration::from_secs(60))
+                .expired(
+                    Duration::from_secs(10),
+                    Duration::from_secs(60),
+                    Duration::from_secs(600),
+                )
                 .await
         });
         tokio::time::sleep(Duration::from_secs(300)).await;
@@ -317,12 +356,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_request_with_nothing_moving_is_stalled() {
+        let activity = Activity::new(true);
+        let _guard = activity.request_started();
+        let started = Instant::now();
+        let reason = activity
+            .expired(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(90),
+            )
+            .await;
+        assert_eq!(reason, Expired::Stalled);
+        assert_eq!(started.elapsed(), Duration::from_secs(90));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn h2_frames_are_not_activity() {
         let activity = Activity::new(false);
         activity.on_read();
         let started = Instant::now();
         let reason = activity
-            .expired(Duration::from_secs(10), Duration::from_secs(60))
+            .expired(
+                Duration::from_secs(10),
+                Duration::from_secs(60),
+                Duration::from_secs(600),
+            )
             .await;
         assert_eq!(reason, Expired::IdleTimeout);
         assert_eq!(started.elapsed(), Duration::from_secs(60));

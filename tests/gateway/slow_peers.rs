@@ -191,3 +191,27 @@ async fn max_connections_queues_new_ones_until_a_slot_frees() {
         .unwrap();
     assert_eq!(raw_status(&read_response(&mut third).await), 204);
 }
+
+/// A client that stops reading its response holds a connection slot only
+/// until nothing has moved for max(idle_timeout, upstream_timeout).
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_cut_off() {
+    let stack = with_limits("idle_timeout = \"500ms\"\nupstream_timeout = \"500ms\"")
+        .start()
+        .await;
+    let mut conn = stack.connect().await;
+    conn.write_all(b"GET /sim/large?bytes=209715200 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 4096];
+    let n = conn.read(&mut first).await.unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    // Being the slow reader is what this test is about.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rest = wait_closed(&mut conn, Duration::from_secs(20)).await;
+    assert!(
+        rest.len() < 100 << 20,
+        "read {} bytes: the connection was not cut",
+        rest.len()
+    );
+}
