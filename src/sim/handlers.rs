@@ -127,6 +127,8 @@ async fn route(state: &SimState, request: &SimRequest) -> Response<Body> {
     match path.as_str() {
         "/" => only(method, &Method::GET, || html(pages::HOME)),
         "/login" => only(method, &Method::GET, || html(pages::LOGIN)),
+        "/dashboard" => only(method, &Method::GET, || html(pages::DASHBOARD)),
+        "/sim/other-origin" => only(method, &Method::GET, || html(pages::OTHER_ORIGIN)),
         "/api/v1/signin" => only(method, &Method::POST, || auth::signin(state, request)),
         "/api/v1/signout" => only(method, &Method::POST, || auth::signout(state, request)),
         "/api/v1/accessible" => only(method, &Method::GET, || auth::accessible(state, request)),
