@@ -549,7 +549,7 @@ async fn status_route_answers_any_code_after_a_real_delay() {
 #[tokio::test]
 async fn pages_echo_and_unknown_paths() {
     let h = Harness::start(|_| {}).await;
-    for path in ["/", "/login"] {
+    for path in ["/", "/login", "/dashboard", "/sim/other-origin"] {
         let page = h.get(path, &[]).await;
         assert_eq!(page.status, 200);
         assert!(page.headers["content-type"]
