@@ -5,6 +5,8 @@
 
 use http::header::{HeaderMap, HeaderName, ORIGIN};
 
+use crate::headers::has_token;
+
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,17 +39,10 @@ pub fn normalize_origin(text: &str) -> Option<String> {
 /// Step 8: refuse cross-site use of a session. `host` is the validated
 /// Host of the request; `allowed` is `csrf.allowed_origins`.
 pub fn check(headers: &HeaderMap, host: &str, allowed: Option<&[String]>) -> Result<(), CsrfError> {
-    let cross_site = headers
-        .get_all(SEC_FETCH_SITE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    if cross_site {
+    if has_token(headers, SEC_FETCH_SITE, "cross-site") {
         return Err(CsrfError::CrossSite);
     }
-    let same_site = headers
-        .get_all(SEC_FETCH_SITE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"same-site"));
+    let same_site = has_token(headers, SEC_FETCH_SITE, "same-site");
     let mut origins = headers.get_all(ORIGIN).iter();
     let Some(origin) = origins.next() else {
         // A sibling subdomain's <img> or link sends the cookie with

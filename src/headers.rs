@@ -78,11 +78,7 @@ pub fn check_sanity(
         }
     }
     check_framing(headers)?;
-    let h2c = headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .any(|v| list_tokens(v).any(|t| t.eq_ignore_ascii_case("h2c")));
-    if h2c {
+    if has_token(headers, header::UPGRADE, "h2c") {
         return Err(HeaderError::H2cUpgrade);
     }
     Ok(())
@@ -106,6 +102,24 @@ fn check_framing(headers: &HeaderMap) -> Result<(), HeaderError> {
     Ok(())
 }
 
+/// Whether any `name` field lists `token` (ASCII case-insensitive).
+pub fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(list_tokens)
+        .any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The `X-Request-Id` a trusted proxy sent, when it is printable and short:
+/// one id then follows the request end to end.
+pub fn trusted_request_id(headers: &HeaderMap, trusted_peer: bool) -> Option<HeaderValue> {
+    headers
+        .get(X_REQUEST_ID)
+        .filter(|v| trusted_peer && is_request_id(v.as_bytes()))
+        .cloned()
+}
+
 /// Comma-separated tokens of a list header, trimmed, empties skipped.
 fn list_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
     value
@@ -127,12 +141,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .filter(|n| *n != header::HOST && *n != header::COOKIE)
         .collect();
-    let te_trailers = keep_te_trailers
-        && headers
-            .get_all(header::TE)
-            .iter()
-            .flat_map(list_tokens)
-            .any(|t| t.eq_ignore_ascii_case("trailers"));
+    let te_trailers = keep_te_trailers && has_token(headers, header::TE, "trailers");
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
@@ -142,19 +151,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
 }
 
 /// Removes client-asserted forwarding metadata. From a trusted proxy the
-/// existing `X-Forwarded-For` and `X-Request-Id` are returned so they can be
-/// extended; everything else is always replaced.
+/// existing `X-Forwarded-For` chain is returned so it can be extended (its
+/// `X-Request-Id` is read earlier, by [`trusted_request_id`]); everything
+/// else is always replaced.
 pub fn strip_forwarding(headers: &mut HeaderMap, trusted_peer: bool) -> Forwarded {
-    let kept = if trusted_peer {
-        Forwarded {
-            for_chain: joined(headers, &X_FORWARDED_FOR),
-            request_id: headers
-                .get(X_REQUEST_ID)
-                .filter(|v| is_request_id(v.as_bytes()))
-                .cloned(),
-        }
-    } else {
-        Forwarded::default()
+    let kept = Forwarded {
+        for_chain: trusted_peer
+            .then(|| joined(headers, &X_FORWARDED_FOR))
+            .flatten(),
     };
     for name in &FORWARDING {
         headers.remove(name);
@@ -166,7 +170,6 @@ pub fn strip_forwarding(headers: &mut HeaderMap, trusted_peer: bool) -> Forwarde
 #[derive(Debug, Default, Clone)]
 pub struct Forwarded {
     pub for_chain: Option<String>,
-    pub request_id: Option<HeaderValue>,
 }
 
 fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {

@@ -429,14 +429,8 @@ fn has_body_framing(headers: &HeaderMap) -> bool {
 
 /// A trusted proxy's id is kept so one id follows the request end to end.
 fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
-    let kept = trusted
-        .then(|| headers.get(X_REQUEST_ID))
-        .flatten()
-        .filter(|v| {
-            !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)
-        });
-    match kept {
-        Some(value) => value.clone(),
+    match headers::trusted_request_id(headers, trusted) {
+        Some(value) => value,
         None => HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("-")),
     }

@@ -26,15 +26,9 @@ use crate::watchdog::{Activity, Watched};
 /// An HTTP/1.1 `Upgrade: websocket` request (h2's extended CONNECT is
 /// refused earlier as CONNECT).
 pub fn wants_websocket(version: Version, headers: &HeaderMap) -> bool {
-    let has = |name, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    version == Version::HTTP_11 && has(UPGRADE, "websocket") && has(CONNECTION, "upgrade")
+    version == Version::HTTP_11
+        && headers::has_token(headers, UPGRADE, "websocket")
+        && headers::has_token(headers, CONNECTION, "upgrade")
 }
 
 /// The client side of an upgrade: its pending connection, its
@@ -47,11 +41,7 @@ pub struct Client {
 
 /// Whether PSU's 101 is the WebSocket handshake for this client's key.
 pub fn is_websocket_accept(upstream: &HeaderMap, client_key: Option<&HeaderValue>) -> bool {
-    let upgraded_to_websocket = upstream
-        .get_all(UPGRADE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    let upgraded_to_websocket = headers::has_token(upstream, UPGRADE, "websocket");
     let expected = client_key.map(|key| derive_accept_key(key.as_bytes()));
     let accept = upstream
         .get(SEC_WEBSOCKET_ACCEPT)

@@ -7,12 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use psu_gateway::sim::{Sim, SimOptions};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -62,20 +59,10 @@ fn browser_available(root: &Path) -> bool {
 /// A second server on `https://localhost:<other port>`: same site as the
 /// gateway (so the browser sends the session cookie), another origin.
 async fn same_site_server(cert_out: &Path) -> Sim {
-    let cert = psu_gateway::devcert::generate(&["localhost".to_owned()]).unwrap();
-    std::fs::write(cert_out, &cert.cert_pem).unwrap();
-    let certs = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
+    let (pem, tls) = server_tls(&["localhost"]);
+    std::fs::write(cert_out, pem).unwrap();
     let options = SimOptions {
-        tls: Some(Arc::new(tls)),
+        tls: Some(tls),
         ..SimOptions::default()
     };
     Sim::spawn(options, TcpListener::bind("127.0.0.1:0").await.unwrap())

@@ -1,28 +1,14 @@
 //! Towards PSU: https with an extra CA and a server-name override, h2.
 
-use std::sync::Arc;
-
 use psu_gateway::sim::SimOptions;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::support::*;
 
 /// A simulator serving TLS with a certificate for `psu.internal` only.
 fn tls_sim(options: &mut SimOptions, ca_out: &std::path::Path) {
-    let cert = psu_gateway::devcert::generate(&["psu.internal".to_owned()]).unwrap();
-    std::fs::write(ca_out, &cert.cert_pem).unwrap();
-    let certs = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    options.tls = Some(Arc::new(config));
+    let (pem, config) = server_tls(&["psu.internal"]);
+    std::fs::write(ca_out, pem).unwrap();
+    options.tls = Some(config);
 }
 
 #[tokio::test]
