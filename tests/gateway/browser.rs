@@ -192,7 +192,14 @@ async fn a_browser_uses_the_api_with_its_session_and_never_sees_the_token() {
         let attempts = from(page);
         assert_eq!(attempts.len(), 2, "{page}: {requests:?}");
         for attempt in attempts {
-            assert_eq!(attempt["status"], 403, "{page}: {attempt}");
+            // Chromium may cancel an opaque no-cors response before it is
+            // recorded (seen once in a loaded CI run); then the request
+            // must at least have failed. Nothing reaches PSU either way
+            // (asserted below).
+            let aborted = attempt["via"] == "no-cors"
+                && attempt["status"].is_null()
+                && attempt["failure"].is_string();
+            assert!(aborted || attempt["status"] == 403, "{page}: {attempt}");
             // SameSite=Lax keeps the cookie off cross-site requests; on the
             // same site only the gateway's Origin check stops them.
             assert_eq!(attempt["cookie_sent"], cookie, "{page}: {attempt}");
