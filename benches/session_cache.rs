@@ -57,7 +57,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             cache_max_entries: 100_000,
             introspect_timeout: Duration::from_secs(2),
         };
-        let auth = Arc::new(SessionAuth::new(session, upstream));
+        let auth = Arc::new(SessionAuth::new(session, upstream, Default::default()));
         let signin =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<http_body_util::Full<bytes::Bytes>>()

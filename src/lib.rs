@@ -6,6 +6,7 @@
 //! built from ([`path`], [`routes`], [`headers`], [`cookies`], [`csrf`],
 //! [`target`]) are public so tests and benches can drive them directly.
 
+pub mod admin;
 pub mod body;
 pub mod check;
 pub mod config;
@@ -15,9 +16,12 @@ pub mod demo;
 pub mod devcert;
 pub mod duration;
 pub mod headers;
+pub mod live;
+pub mod metrics;
 pub mod path;
 pub mod problem;
 pub mod proxy;
+pub mod rotation;
 pub mod routes;
 pub mod secret;
 pub mod server;
@@ -26,6 +30,7 @@ pub mod signals;
 pub mod sim;
 pub mod target;
 pub mod tls;
+pub mod token;
 pub mod tunnel;
 pub mod upstream;
 pub mod watchdog;

@@ -38,6 +38,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Ask the running gateway to reload its config, through the admin
+    /// listener the config names; prints whether the new config was taken.
+    Reload {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Write a self-signed certificate (gateway.crt) and key (gateway.key) for the given names.
     DevCert {
         /// Directory to write into (created when missing).
@@ -70,6 +76,7 @@ async fn dispatch(command: Command) -> ExitCode {
     match command {
         Command::Run { config } => run(&config).await,
         Command::Check { config } => check(&config),
+        Command::Reload { config } => reload(&config).await,
         Command::DevCert { out, names } => report(devcert::write(&out, &names).map(|p| {
             println!("wrote {} and {}", p.cert.display(), p.key.display());
         })),
@@ -103,6 +110,37 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+/// Exit 0 when the running instance took the config, 2 when it refused it
+/// (the errors are printed as `check` prints them), 1 when it is unreachable.
+async fn reload(path: &std::path::Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let Some(admin) = loaded.config.admin else {
+        eprintln!(
+            "{}: admin: no [admin] listener is configured; send SIGHUP to the process instead (systemctl reload psu-gateway)",
+            path.display()
+        );
+        return ExitCode::from(2);
+    };
+    match psu_gateway::admin::request_reload(admin.addr).await {
+        Ok((status, answer)) if status.is_success() => {
+            print!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, answer)) if status == http::StatusCode::UNPROCESSABLE_ENTITY => {
+            eprint!("{answer}");
+            ExitCode::from(2)
+        }
+        Ok((status, answer)) => {
+            eprintln!("error: the admin listener answered {status}: {answer}");
+            ExitCode::from(1)
+        }
+        Err(e) => report(Err::<(), _>(e)),
     }
 }
 

@@ -19,23 +19,27 @@ use crate::cookies::{
     extract_session, join_cookie_fields, strip_session_cookies, CookieError, SessionLookup,
 };
 use crate::headers::{self, ForwardedFor, X_REQUEST_ID};
+use crate::metrics::{Metrics, RouteCounters};
 use crate::path::{normalize_path, route_key};
 use crate::problem::{problem_response, Rejection};
 use crate::routes::{Access, ClientCredentials, Route};
 use crate::server::ConnectionSlot;
 use crate::session::{CacheOutcome, IntrospectionContext, SessionAuth};
 use crate::target::{check_target, validated_host};
+use crate::token::{ActiveToken, TokenStore};
 use crate::upstream::{Body, UpstreamBuildError, UpstreamClient, UpstreamError};
 use crate::{csrf, session, tunnel};
 
-/// Everything a request needs: config, the upstream pool, the session cache.
+/// Everything a request needs: config, the upstream pool, the session
+/// cache, the token. One `Gateway` per config generation: a reload builds a
+/// new one and requests already running finish on the old.
 pub struct Gateway {
     config: Config,
     upstream: UpstreamClient,
     sessions: Option<SessionAuth>,
-    credential: Option<HeaderValue>,
-    /// First 8 hex of SHA-256 of the token: names it in the audit log.
-    token_fingerprint: Option<String>,
+    token: Option<TokenStore>,
+    metrics: Arc<Metrics>,
+    counters: RouteCounters,
 }
 
 /// Facts about one request that every step may need.
@@ -55,29 +59,44 @@ struct Record {
     identity: Option<String>,
     cache: Option<CacheOutcome>,
     injected: bool,
+    /// The token this request carried upstream, for the audit line.
+    token: Option<Arc<ActiveToken>>,
     upstream_time: Option<Duration>,
 }
 
 impl Gateway {
-    pub fn new(config: Config) -> Result<Self, UpstreamBuildError> {
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, UpstreamBuildError> {
         let upstream = UpstreamClient::new(&config.upstream)?;
         let sessions = config
             .session
             .clone()
-            .map(|s| SessionAuth::new(s, upstream.clone()));
-        let credential = config.credential.as_ref().map(|c| c.header_value());
-        let token_fingerprint = config.credential.as_ref().map(|c| c.token.fingerprint());
+            .map(|s| SessionAuth::new(s, upstream.clone(), metrics.clone()));
+        let token = config.credential.as_ref().map(TokenStore::new);
+        if let Some(token) = &token {
+            metrics.token_loaded(token.current().loaded_at);
+        }
+        let counters = metrics.route_counters(&config.routes);
         Ok(Self {
             config,
             upstream,
             sessions,
-            credential,
-            token_fingerprint,
+            token,
+            metrics,
+            counters,
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn upstream(&self) -> &UpstreamClient {
+        &self.upstream
+    }
+
+    /// The app token, when the config has a `[credential]`.
+    pub fn token(&self) -> Option<&TokenStore> {
+        self.token.as_ref()
     }
 
     /// Serves one request; never fails (rejections become problem+json).
@@ -102,6 +121,7 @@ impl Gateway {
         let mut response = match self.pipeline(request, &ex, &mut record).await {
             Ok(response) => response,
             Err(rejection) => {
+                self.metrics.rejection(rejection.reason());
                 tracing::debug!(request_id = %request_id.to_str().unwrap_or(""), reason = rejection.reason(), error = %rejection, "rejected");
                 let close = close_on_error || matches!(rejection, Rejection::Header(_));
                 problem_response(&rejection, &request_id, close)
@@ -113,8 +133,13 @@ impl Gateway {
                 .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         log_access(&record, &method, &ex, bytes_in, &response, started);
-        if record.injected {
-            self.log_audit(&record, &method, &ex, &response);
+        self.counters
+            .answered(record.route.as_deref(), response.status(), record.injected);
+        if let Some(took) = record.upstream_time {
+            self.metrics.upstream_seconds.observe(took.as_secs_f64());
+        }
+        if let Some(token) = record.token.take() {
+            self.log_audit(&record, &method, &ex, &response, &token.fingerprint);
         }
         response
     }
@@ -171,8 +196,16 @@ impl Gateway {
         });
         // 10. Strip, then set.
         let fault = FaultFlag::default();
-        let mut upstream_request =
-            self.rewrite(request, route, ex, &path, &host, cookie, &fault)?;
+        let mut upstream_request = self.rewrite(
+            request,
+            route,
+            ex,
+            &path,
+            &host,
+            cookie,
+            &fault,
+            &mut record.token,
+        )?;
         if websocket {
             tunnel::set_upgrade_headers(upstream_request.headers_mut());
         }
@@ -303,14 +336,17 @@ impl Gateway {
         let (identity, outcome) = match sessions.authenticate(&cookies, &ctx).await {
             Ok(found) => found,
             Err(e) => {
-                record.cache = Some(match &e {
+                let outcome = match &e {
                     session::SessionError::Rejected { outcome } => *outcome,
                     session::SessionError::Unavailable { .. } => CacheOutcome::Miss,
-                });
+                };
+                record.cache = Some(outcome);
+                self.metrics.session_lookup(outcome.as_str());
                 return Err(e.into());
             }
         };
         record.cache = Some(outcome);
+        self.metrics.session_lookup(outcome.as_str());
         record.identity.clone_from(&identity.name);
         if identity.has_any_role(&route.roles) {
             Ok(())
@@ -329,6 +365,7 @@ impl Gateway {
         host: &str,
         cookie: Option<String>,
         fault: &FaultFlag,
+        injected: &mut Option<Arc<ActiveToken>>,
     ) -> Result<Request<Body>, Rejection> {
         let (mut parts, body) = request.into_parts();
         let uri = self
@@ -366,10 +403,14 @@ impl Gateway {
             HOST,
             HeaderValue::from_str(upstream_host).map_err(|_| Rejection::Unforwardable)?,
         );
-        if let (Access::Inject, Some(name), Some(value)) =
-            (route.access, credential_header, &self.credential)
+        if let (Access::Inject, Some(name), Some(store)) =
+            (route.access, credential_header, &self.token)
         {
-            headers.insert(name.clone(), value.clone());
+            // One load: the token logged is the token sent, even when the
+            // file rotates mid-request.
+            let token = store.current();
+            headers.insert(name.clone(), token.header_value.clone());
+            *injected = Some(token);
         }
         parts.uri = uri;
         parts.version = match self.config.upstream.protocol {
@@ -444,6 +485,7 @@ impl Gateway {
         method: &http::Method,
         ex: &Exchange<'_>,
         response: &Response<Body>,
+        token_fingerprint: &str,
     ) {
         tracing::info!(
             target: "audit",
@@ -454,7 +496,7 @@ impl Gateway {
             path = record.path.as_deref().unwrap_or("-"),
             peer = %ex.peer,
             upstream_status = response.status().as_u16(),
-            token = self.token_fingerprint.as_deref().unwrap_or("-"),
+            token = token_fingerprint,
         );
     }
 }

@@ -16,19 +16,19 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
+
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::config::{Config, Limits};
-use crate::proxy::Gateway;
-use crate::tls;
+use crate::live::{Generation, Live, ReloadError};
+use crate::metrics::Metrics;
+use crate::rotation;
 use crate::watchdog::{Activity, Tracked, Watched};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot build the TLS listener: {0}")]
-    Tls(#[from] rustls::Error),
     #[error(transparent)]
-    Upstream(#[from] crate::upstream::UpstreamBuildError),
+    Build(#[from] ReloadError),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -40,6 +40,7 @@ pub enum StartError {
 /// [`RunningGateway::shutdown`] does.
 pub struct RunningGateway {
     addr: SocketAddr,
+    live: Arc<Live>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -47,6 +48,11 @@ pub struct RunningGateway {
 impl RunningGateway {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The config generation in use; [`Live::reload`] replaces it.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
 
     /// Stops accepting, waits for in-flight requests, then returns.
@@ -58,62 +64,76 @@ impl RunningGateway {
     }
 }
 
-/// Starts the gateway on an already bound listener (tests bind port 0).
+/// Starts the gateway on an already bound listener (tests bind port 0),
+/// with the token and certificate files watched.
 pub fn spawn(config: Config, listener: TcpListener) -> Result<RunningGateway, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen.addr,
         source,
     })?;
-    let server = Server::new(config, listener)?;
+    let live = Arc::new(Live::new(config, Arc::new(Metrics::new()))?);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
+    let server = Server {
+        listener,
+        live: live.clone(),
+    };
+    let task = tokio::spawn(async move {
+        let watcher = rotation::spawn(server.live.clone());
+        server
+            .serve(async {
+                let _ = stopped.await;
+            })
+            .await;
+        watcher.abort();
+    });
     Ok(RunningGateway {
         addr,
+        live,
         stop: Some(stop),
         task,
     })
 }
 
-/// Binds `listen.addr` and serves until `shutdown` resolves.
+/// Binds `listen.addr` (and `admin.addr`) and serves until `shutdown`
+/// resolves; SIGHUP reloads.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let addr = config.listen.addr;
+    let admin = config.admin.clone();
+    let live = Arc::new(Live::new(config, Arc::new(Metrics::new()))?);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!(%addr, "listening");
-    Server::new(config, listener)?.serve(shutdown).await;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let admin = match admin {
+        Some(admin) => Some(crate::admin::spawn(&admin, live.clone()).await?),
+        None => None,
+    };
+    tracing::info!(addr = %bound, "listening");
+    let hangups = tokio::spawn(crate::signals::reload_on_hangup(live.clone()));
+    let watcher = rotation::spawn(live.clone());
+    Server { listener, live }.serve(shutdown).await;
+    watcher.abort();
+    hangups.abort();
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     Ok(())
 }
 
 struct Server {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
-    gateway: Arc<Gateway>,
-    limits: Limits,
+    live: Arc<Live>,
 }
 
 impl Server {
-    fn new(config: Config, listener: TcpListener) -> Result<Self, StartError> {
-        let acceptor = TlsAcceptor::from(tls::server_config(&config.tls)?);
-        let limits = config.limits.clone();
-        let gateway = Arc::new(Gateway::new(config)?);
-        Ok(Self {
-            listener,
-            acceptor,
-            gateway,
-            limits,
-        })
-    }
-
     async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let builder = Arc::new(http_builder(&self.limits));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         // At most max_connections are served; beyond that new connections
-        // wait in the kernel's backlog until one closes.
-        let slots = Arc::new(Semaphore::new(self.limits.max_connections));
+        // wait in the kernel's backlog until one closes. The size is fixed
+        // for the process: a reload cannot change it.
+        let max_connections = self.live.current().config().limits.max_connections;
+        let slots = Arc::new(Semaphore::new(max_connections));
         loop {
             let slot = tokio::select! {
                 slot = slots.clone().acquire_owned() => match slot {
@@ -134,27 +154,34 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            let slot = ConnectionSlot::new(slot, self.live.metrics());
             let conn = Connection {
                 peer,
-                acceptor: self.acceptor.clone(),
-                gateway: self.gateway.clone(),
-                builder: builder.clone(),
-                limits: self.limits.clone(),
+                live: self.live.clone(),
+                generation: self.live.current(),
             };
             tokio::spawn(conn.serve(stream, graceful.watcher(), slot));
         }
         drop(self.listener);
-        let grace = self.limits.shutdown_grace;
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(?grace, "shutdown grace elapsed with connections still open");
+        let grace = self.live.current().config().limits.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        // Requests first; then tunnels, which hold a slot each until they close.
+        let drained = async {
+            graceful.shutdown().await;
+            let _ = slots
+                .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX))
+                .await;
+        };
+        if tokio::time::timeout_at(deadline, drained).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace elapsed with connections or tunnels still open"
+            );
         }
     }
 }
 
-fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -175,44 +202,72 @@ fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 /// One of the `max_connections` slots. A WebSocket tunnel keeps a clone, so
 /// the slot frees only when the connection and its tunnel are both gone.
 #[derive(Debug, Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<SlotGuard>);
+
+#[derive(Debug)]
+struct SlotGuard {
+    _permit: OwnedSemaphorePermit,
+    active: Gauge,
+}
+
+impl ConnectionSlot {
+    fn new(permit: OwnedSemaphorePermit, metrics: &Metrics) -> Self {
+        let active = metrics.active_connections.clone();
+        active.inc();
+        Self(Arc::new(SlotGuard {
+            _permit: permit,
+            active,
+        }))
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
+}
 
 /// One accepted TCP connection, from TLS handshake to the last response.
+/// Its timeouts and TLS settings come from the generation in use when it
+/// was accepted; each request on it uses the generation in use when the
+/// request arrives.
 struct Connection {
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    gateway: Arc<Gateway>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    limits: Limits,
+    live: Arc<Live>,
+    generation: Arc<Generation>,
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, watcher: Watcher, slot: OwnedSemaphorePermit) {
-        let slot = ConnectionSlot(Arc::new(slot));
+    async fn serve(self, stream: TcpStream, watcher: Watcher, slot: ConnectionSlot) {
         let peer = self.peer;
+        let limits = self.generation.config().limits.clone();
         let _ = stream.set_nodelay(true);
-        let tls =
-            match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+        let accepted = tokio::time::timeout(
+            limits.handshake_timeout,
+            self.generation.acceptor.accept(stream),
+        )
+        .await;
+        let tls = match accepted {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                self.live.metrics().tls_handshake_failures.inc();
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                self.live.metrics().tls_handshake_failures.inc();
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
         let http1 = tls.get_ref().1.alpn_protocol() != Some(b"h2");
         let activity = Activity::new(http1);
         let io = TokioIo::new(Watched::new(tls, activity.clone()));
-        let gateway = self.gateway;
+        let live = self.live;
         let requests = activity.clone();
         let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(slot.clone());
-            let gateway = gateway.clone();
+            let gateway = live.current().gateway.clone();
             let in_flight = requests.request_started();
             async move {
                 let response = gateway.handle(request, peer).await;
@@ -221,8 +276,10 @@ impl Connection {
                 )
             }
         });
-        let conn = self.builder.serve_connection_with_upgrades(io, service);
-        let limits = &self.limits;
+        let conn = self
+            .generation
+            .http
+            .serve_connection_with_upgrades(io, service);
         tokio::select! {
             served = watcher.watch(conn.into_owned()) => {
                 if let Err(e) = served {

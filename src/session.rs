@@ -15,11 +15,13 @@ use http::header::{HeaderValue, ACCEPT, COOKIE, HOST};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use moka::future::Cache;
+use moka::notification::RemovalCause;
 use moka::Expiry;
 
 use crate::config::Session;
 use crate::cookies::SessionCookies;
 use crate::headers::{set_forwarding, ForwardedFor};
+use crate::metrics::Metrics;
 use crate::upstream::{Body, UpstreamClient};
 
 /// The largest introspection body the gateway reads.
@@ -103,21 +105,29 @@ pub struct SessionAuth {
     cache: Cache<[u8; 32], Verdict>,
     config: Session,
     upstream: UpstreamClient,
+    metrics: Arc<Metrics>,
 }
 
 impl SessionAuth {
-    pub fn new(config: Session, upstream: UpstreamClient) -> Self {
+    pub fn new(config: Session, upstream: UpstreamClient, metrics: Arc<Metrics>) -> Self {
+        let evictions = metrics.session_cache_evictions.clone();
         let cache = Cache::builder()
             .max_capacity(config.cache_max_entries)
             .expire_after(VerdictExpiry {
                 positive: config.cache_ttl,
                 negative: config.negative_cache_ttl,
             })
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
             .build();
         Self {
             cache,
             config,
             upstream,
+            metrics,
         }
     }
 
@@ -154,6 +164,22 @@ impl SessionAuth {
     }
 
     async fn introspect(
+        &self,
+        cookies: &SessionCookies,
+        ctx: &IntrospectionContext<'_>,
+    ) -> Result<Verdict, Unavailable> {
+        let started = Instant::now();
+        let verdict = self.ask_psu(cookies, ctx).await;
+        let outcome = match &verdict {
+            Ok(Verdict::Valid(_)) => "valid",
+            Ok(Verdict::Invalid) => "invalid",
+            Err(_) => "failed",
+        };
+        self.metrics.introspection(outcome, started.elapsed());
+        verdict
+    }
+
+    async fn ask_psu(
         &self,
         cookies: &SessionCookies,
         ctx: &IntrospectionContext<'_>,

@@ -1,4 +1,4 @@
-//! Resolves when the process is asked to stop (SIGINT or SIGTERM).
+//! Process signals: SIGINT/SIGTERM stop the gateway, SIGHUP reloads it.
 
 pub async fn shutdown() {
     let interrupt = tokio::signal::ctrl_c();
@@ -21,4 +21,27 @@ pub async fn shutdown() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+/// Reloads the config on every SIGHUP, for as long as the process runs.
+pub async fn reload_on_hangup(live: std::sync::Arc<crate::live::Live>) {
+    #[cfg(unix)]
+    {
+        let mut hangups = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::hangup(),
+        ) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload through the admin listener");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            // The outcome is logged and counted by `reload` itself.
+            let _ = live.reload().await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = live;
 }

@@ -150,13 +150,13 @@ pub struct Credential {
 }
 
 impl Credential {
-    /// The header value to inject, marked sensitive so hyper's HPACK never
-    /// indexes it and `Debug` of the header map hides it.
-    pub fn header_value(&self) -> HeaderValue {
+    /// The header value to inject for `token`, marked sensitive so hyper's
+    /// HPACK never indexes it and `Debug` of the header map hides it.
+    pub fn header_value_for(&self, token: &Secret) -> HeaderValue {
         let text = if self.scheme.is_empty() {
-            self.token.expose().to_owned()
+            token.expose().to_owned()
         } else {
-            format!("{} {}", self.scheme, self.token.expose())
+            format!("{} {}", self.scheme, token.expose())
         };
         // Validation guarantees visible ASCII for scheme and token.
         let mut value =
@@ -181,6 +181,8 @@ pub struct Forwarding {
 pub struct Admin {
     pub addr: SocketAddr,
     pub allow_remote: bool,
+    /// How often `/readyz` learns whether PSU answers.
+    pub probe_interval: Duration,
 }
 
 /// Reads and validates a config file. Nothing here opens a socket.

@@ -117,6 +117,7 @@ pub(crate) struct RawAdmin {
     pub addr: S<String>,
     #[serde(default)]
     pub allow_remote: bool,
+    pub probe_interval: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -535,20 +535,9 @@ impl Validator<'_> {
 
     /// Checks a token without ever putting its text in a message.
     fn token(&mut self, text: String, at: &S<String>, key: &str) -> Option<Secret> {
-        let trimmed = text.trim();
-        if trimmed.is_empty() {
-            self.err(at, key, "the token is empty");
-            return None;
-        }
-        if !trimmed.bytes().all(|b| b.is_ascii_graphic()) {
-            self.err(
-                at,
-                key,
-                "the token contains spaces, control or non-ASCII characters",
-            );
-            return None;
-        }
-        Some(Secret::new(trimmed))
+        crate::token::parse_token(&text)
+            .map_err(|e| self.err(at, key, e.to_string()))
+            .ok()
     }
 
     fn csrf(&mut self, raw: &raw::RawCsrf) -> Csrf {
@@ -594,11 +583,15 @@ impl Validator<'_> {
             self.err(&raw.addr, "admin.addr", "is not a loopback address; set admin.allow_remote = true to expose the admin listener");
             return None;
         }
-        self.warnings
-            .push("[admin] is validated but this version serves no admin listener yet".to_owned());
+        let probe_interval = self.positive_duration(
+            &raw.probe_interval,
+            "admin.probe_interval",
+            Duration::from_secs(5),
+        );
         Some(Admin {
             addr,
             allow_remote: raw.allow_remote,
+            probe_interval,
         })
     }
 

@@ -1,0 +1,182 @@
+//! The app token in use, swappable while requests run: the token file is
+//! re-read when it changes, and the next injected request uses the new one.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+
+use crate::config::Credential;
+use crate::secret::Secret;
+
+/// Why a token text was refused. Never carries the text itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read the token file: {0}")]
+    Unreadable(String),
+    #[error("the token is empty")]
+    Empty,
+    #[error("the token contains spaces, control or non-ASCII characters")]
+    NotVisibleAscii,
+}
+
+/// Trims surrounding whitespace (a trailing newline) and checks the rest.
+pub fn parse_token(text: &str) -> Result<Secret, TokenError> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::NotVisibleAscii);
+    }
+    Ok(Secret::new(trimmed))
+}
+
+/// Reads and checks a token file.
+pub fn read_token_file(path: &Path) -> Result<Secret, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TokenError::Unreadable(e.to_string()))?;
+    parse_token(&text)
+}
+
+/// One token, ready to inject.
+#[derive(Debug)]
+pub struct ActiveToken {
+    secret: Secret,
+    /// `<scheme> <token>`, marked sensitive.
+    pub header_value: HeaderValue,
+    /// First 8 hex of SHA-256: names the token in logs.
+    pub fingerprint: String,
+    pub loaded_at: SystemTime,
+}
+
+impl ActiveToken {
+    fn new(credential: &Credential, secret: Secret) -> Self {
+        Self {
+            header_value: credential.header_value_for(&secret),
+            fingerprint: secret.fingerprint(),
+            secret,
+            loaded_at: SystemTime::now(),
+        }
+    }
+}
+
+/// The token injected on inject routes; readers never block the swap.
+#[derive(Debug)]
+pub struct TokenStore {
+    credential: Credential,
+    current: ArcSwap<ActiveToken>,
+}
+
+/// What a re-read did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refresh {
+    Unchanged,
+    /// A new token is in use: its fingerprint, and the one it replaced.
+    Rotated {
+        old: String,
+        new: String,
+    },
+}
+
+impl TokenStore {
+    pub fn new(credential: &Credential) -> Self {
+        let active = ActiveToken::new(credential, credential.token.clone());
+        Self {
+            credential: credential.clone(),
+            current: ArcSwap::from_pointee(active),
+        }
+    }
+
+    pub fn current(&self) -> Arc<ActiveToken> {
+        self.current.load_full()
+    }
+
+    /// The token file, when the token comes from one (an environment
+    /// variable cannot change under a running process).
+    pub fn file(&self) -> Option<&Path> {
+        match &self.credential.source {
+            crate::config::TokenSource::File(path) => Some(path),
+            crate::config::TokenSource::Env(_) => None,
+        }
+    }
+
+    /// Re-reads the token file. On any failure the token in use stays.
+    pub fn refresh(&self) -> Result<Refresh, TokenError> {
+        let Some(path) = self.file() else {
+            return Ok(Refresh::Unchanged);
+        };
+        let secret = read_token_file(path)?;
+        let current = self.current.load();
+        if current.secret == secret {
+            return Ok(Refresh::Unchanged);
+        }
+        let next = ActiveToken::new(&self.credential, secret);
+        let change = Refresh::Rotated {
+            old: current.fingerprint.clone(),
+            new: next.fingerprint.clone(),
+        };
+        self.current.store(Arc::new(next));
+        Ok(change)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_text_is_trimmed_and_checked() {
+        let cases: &[(&str, Result<&str, TokenError>)] = &[
+            ("abc.def.ghi\n", Ok("abc.def.ghi")),
+            ("  abc\r\n", Ok("abc")),
+            ("", Err(TokenError::Empty)),
+            (" \n\t", Err(TokenError::Empty)),
+            ("ab c", Err(TokenError::NotVisibleAscii)),
+            ("abc\r\nX-Evil: 1", Err(TokenError::NotVisibleAscii)),
+            ("ab\u{0}c", Err(TokenError::NotVisibleAscii)),
+            ("tök", Err(TokenError::NotVisibleAscii)),
+        ];
+        for (text, want) in cases {
+            let got = parse_token(text);
+            match (got, want) {
+                (Ok(secret), Ok(want)) => assert_eq!(secret.expose(), *want, "{text:?}"),
+                (Err(got), Err(want)) => assert_eq!(&got, want, "{text:?}"),
+                (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_refresh_keeps_the_token_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "first\n").unwrap();
+        let credential = Credential {
+            header: http::HeaderName::from_static("x-psu-authorization"),
+            scheme: "Bearer".to_owned(),
+            source: crate::config::TokenSource::File(file.clone()),
+            token: Secret::new("first"),
+        };
+        let store = TokenStore::new(&credential);
+        assert_eq!(store.refresh(), Ok(Refresh::Unchanged));
+
+        std::fs::write(&file, "second").unwrap();
+        let Ok(Refresh::Rotated { old, new }) = store.refresh() else {
+            panic!("expected a rotation");
+        };
+        assert_eq!(old, Secret::new("first").fingerprint());
+        assert_eq!(new, Secret::new("second").fingerprint());
+        assert_eq!(store.current().header_value, "Bearer second");
+
+        for broken in ["", "\n", "two words"] {
+            std::fs::write(&file, broken).unwrap();
+            assert!(store.refresh().is_err(), "{broken:?}");
+            assert_eq!(store.current().header_value, "Bearer second");
+        }
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(store.refresh(), Err(TokenError::Unreadable(_))));
+        assert_eq!(store.current().header_value, "Bearer second");
+    }
+}
