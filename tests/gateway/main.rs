@@ -1,8 +1,10 @@
 //! Integration tests: real TLS to a gateway on 127.0.0.1:0, the PSU
 //! simulator as upstream, assertions on what the simulator received.
 
+mod child;
 mod support;
 
+mod admin;
 mod browser;
 mod cli;
 mod cookies;
@@ -15,6 +17,8 @@ mod inject;
 mod keys;
 mod pitfalls;
 mod rejections;
+mod reload;
+mod rotation;
 mod session_cache;
 mod shutdown;
 mod simulator;

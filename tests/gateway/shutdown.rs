@@ -97,3 +97,107 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
     }
     assert!(!rest.contains("ERROR"), "{rest}");
 }
+
+/// A WebSocket tunnel through a child gateway: the upgraded TLS stream.
+async fn open_tunnel(
+    gateway: &crate::child::ChildGateway,
+) -> tokio_tungstenite::WebSocketStream<TlsStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut tls = client_tls(&gateway.ca);
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let mut conn = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    conn.write_all(b"GET /dashboardhub HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
+    let head = read_response(&mut conn).await;
+    assert_eq!(raw_status(&head), 101, "{head}");
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        conn,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await
+}
+
+async fn echo(socket: &mut tokio_tungstenite::WebSocketStream<TlsStream>, text: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    socket.send(Message::text(text)).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("echo in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), text);
+}
+
+/// Waits until nothing accepts on `addr` any more.
+async fn until_refused(addr: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn grace_config(grace: &str) -> String {
+    format!("{BASE_CONFIG}\n[limits]\nshutdown_grace = \"{grace}\"\n{DEFAULT_ROUTES}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_open_tunnel_finish_then_exits_0() {
+    let mut gateway = crate::child::ChildGateway::start(&grace_config("30s")).await;
+    let mut socket = open_tunnel(&gateway).await;
+    echo(&mut socket, "before").await;
+    gateway.signal("TERM");
+    until_refused(gateway.addr).await;
+    // Stopped accepting, but the tunnel still carries traffic.
+    echo(&mut socket, "after SIGTERM").await;
+    // Close handshake, then the client hangs up, as a browser does.
+    socket.close(None).await.unwrap();
+    while let Some(Ok(_)) = futures_util::StreamExt::next(&mut socket).await {}
+    drop(socket);
+    let started = Instant::now();
+    assert_eq!(gateway.exit_code(Duration::from_secs(20)).await, Some(0));
+    // It left as soon as the tunnel closed, well inside the 30 s grace.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cuts_a_tunnel_still_open_after_the_grace() {
+    use futures_util::StreamExt;
+    let mut gateway = crate::child::ChildGateway::start(&grace_config("1s")).await;
+    let mut socket = open_tunnel(&gateway).await;
+    echo(&mut socket, "before").await;
+    let signalled = Instant::now();
+    gateway.signal("TERM");
+    assert_eq!(gateway.exit_code(Duration::from_secs(20)).await, Some(0));
+    let waited = signalled.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "left before the grace: {waited:?}"
+    );
+    // The tunnel is gone with the process.
+    let end = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("closed");
+    assert!(
+        !matches!(
+            end,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(_)))
+        ),
+        "{end:?}"
+    );
+    let logs = gateway.log_lines().join("\n");
+    assert!(logs.contains("shutdown grace elapsed"), "{logs}");
+}

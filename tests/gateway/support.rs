@@ -238,6 +238,16 @@ pub enum Proto {
 }
 
 impl Stack {
+    /// The running config generation, its metrics and reload.
+    pub fn live(&self) -> &Arc<psu_gateway::live::Live> {
+        self._gateway.live()
+    }
+
+    /// The directory holding the config, certificate, key and token.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// The gateway's certificate (PEM), to trust from outside clients.
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("gateway.crt")
