@@ -9,6 +9,7 @@ mod cookies;
 mod credentials;
 mod curl;
 mod demo;
+mod doctor;
 mod failures;
 mod h2_attacks;
 mod inject;
