@@ -22,6 +22,7 @@ mod simulator;
 mod slow_peers;
 mod smuggling;
 mod streaming;
+mod systemd;
 mod tls_policy;
 mod upstream;
 mod websocket;
