@@ -14,6 +14,7 @@ pub mod cookies;
 pub mod csrf;
 pub mod demo;
 pub mod devcert;
+pub mod doctor;
 pub mod duration;
 pub mod headers;
 pub mod live;

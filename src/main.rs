@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use psu_gateway::{check, config, demo, devcert, server, sim};
+use psu_gateway::{check, config, demo, devcert, doctor, server, sim};
 use tracing_subscriber::EnvFilter;
 
 /// TLS reverse proxy for PowerShell Universal: checks the dashboard user's
@@ -44,6 +44,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Validate a config like `check`, then probe the upstream and explain each
+    /// deployment pitfall found; exit 0, 1 when a check fails, 2 for a bad config.
+    Doctor {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Write a self-signed certificate (gateway.crt) and key (gateway.key) for the given names.
     DevCert {
         /// Directory to write into (created when missing).
@@ -77,6 +83,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Run { config } => run(&config).await,
         Command::Check { config } => check(&config),
         Command::Reload { config } => reload(&config).await,
+        Command::Doctor { config } => run_doctor(&config).await,
         Command::DevCert { out, names } => report(devcert::write(&out, &names).map(|p| {
             println!("wrote {} and {}", p.cert.display(), p.key.display());
         })),
@@ -142,6 +149,16 @@ async fn reload(path: &std::path::Path) -> ExitCode {
         }
         Err(e) => report(Err::<(), _>(e)),
     }
+}
+
+async fn run_doctor(path: &std::path::Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let findings = doctor::examine(&loaded.config).await;
+    print!("{}", doctor::render(&findings));
+    ExitCode::from(doctor::exit_status(&findings))
 }
 
 async fn run(path: &std::path::Path) -> ExitCode {

@@ -127,7 +127,7 @@ impl UpstreamClient {
 
 /// System roots plus `upstream.ca`: an operator's private CA adds to the
 /// trust store rather than replacing it.
-fn client_tls(config: &Upstream) -> Result<rustls::ClientConfig, UpstreamBuildError> {
+pub(crate) fn client_tls(config: &Upstream) -> Result<rustls::ClientConfig, UpstreamBuildError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);

@@ -33,7 +33,7 @@ use crate::sim::state::SimState;
 
 pub use cli::{run_cli, MintTokenArgs, SimArgs, SimCliError, SimCommand};
 pub use recorder::{RecordedRequest, Recorder};
-pub use token::{mint_token, verify_token, MintedToken, TokenClaims, TokenError};
+pub use token::{mint_token, mint_token_at, verify_token, MintedToken, TokenClaims, TokenError};
 pub use users::UsersFileError;
 
 /// The signing key used when none is configured. Anyone can read it here, so

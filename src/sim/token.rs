@@ -71,10 +71,12 @@ pub enum TokenError {
 
 /// Mints a token valid from now for `ttl` (whole seconds), signed with `key`.
 pub fn mint_token(key: &[u8], identity: &str, roles: &[String], ttl: Duration) -> MintedToken {
-    mint_at(key, identity, roles, SystemTime::now(), ttl)
+    mint_token_at(key, identity, roles, SystemTime::now(), ttl)
 }
 
-fn mint_at(
+/// Mints a token as if issued at `now`: tests use it for tokens that have
+/// already expired.
+pub fn mint_token_at(
     key: &[u8],
     identity: &str,
     roles: &[String],
@@ -371,7 +373,7 @@ mod tests {
             verify_token(KEY, &token, at(now - 1)),
             Err(TokenError::NotYetValid)
         );
-        let expired = mint_at(
+        let expired = mint_token_at(
             KEY,
             "ops",
             &[],
@@ -382,7 +384,7 @@ mod tests {
             verify_token(KEY, expired.token.expose(), SystemTime::now()),
             Err(TokenError::Expired)
         );
-        let future = mint_at(KEY, "ops", &[], SystemTime::now() + HOUR, HOUR);
+        let future = mint_token_at(KEY, "ops", &[], SystemTime::now() + HOUR, HOUR);
         assert_eq!(
             verify_token(KEY, future.token.expose(), SystemTime::now()),
             Err(TokenError::NotYetValid)
