@@ -162,7 +162,7 @@ async fn check_introspection(client: &UpstreamClient, session: &Session) -> Find
 async fn check_token(client: &UpstreamClient, credential: &Credential, config: &Config) -> Finding {
     let path = PathAndQuery::from_static(TOKEN_PROBE_PATH);
     let timeout = config.limits.upstream_timeout;
-    let value = credential.header_value();
+    let value = credential.header_value_for(&credential.token);
     let configured = probe::get(
         client,
         &path,
