@@ -70,11 +70,12 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     }
     loaded.config.upstream.authority = http::uri::Authority::try_from(sim.addr().to_string())
         .map_err(|_| DemoError::Token(std::io::ErrorKind::InvalidInput.into()))?;
+    let stop = crate::signals::shutdown();
     let listener = bind(args.listen).await?;
     let gateway = server::spawn(loaded.config, listener)?;
     print_instructions(gateway.addr(), sim.addr(), &certs, &token_path);
 
-    crate::signals::shutdown().await;
+    stop.await;
     println!("stopping");
     gateway.shutdown().await;
     sim.shutdown().await;

@@ -174,6 +174,10 @@ impl Metrics {
             "Seconds since the app token in use was read",
             m.token_age_seconds.clone(),
         );
+        // Zero series from the start, so an alert on "failed" has data.
+        for outcome in ["ok", "failed"] {
+            drop(metrics.config_reloads.get_or_create(&OutcomeLabel { outcome }));
+        }
         Self {
             registry,
             ..metrics
