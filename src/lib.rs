@@ -18,6 +18,7 @@ pub mod headers;
 pub mod path;
 pub mod problem;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod routes;
 pub mod secret;
 pub mod server;

@@ -20,8 +20,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Limits};
 use crate::proxy::Gateway;
-use crate::tls;
 use crate::watchdog::{Activity, Tracked, Watched};
+use crate::{proxy_protocol, tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -187,24 +187,28 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, watcher: Watcher, slot: OwnedSemaphorePermit) {
+    async fn serve(self, mut stream: TcpStream, watcher: Watcher, slot: OwnedSemaphorePermit) {
         let slot = ConnectionSlot(Arc::new(slot));
-        let peer = self.peer;
         let _ = stream.set_nodelay(true);
-        let tls =
-            match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+        // One budget from accept to handshake done, PROXY header included.
+        let deadline = tokio::time::Instant::now() + self.limits.handshake_timeout;
+        let config = self.gateway.config();
+        let peer = match proxy_protocol::client_addr(&mut stream, self.peer, config, deadline).await
+        {
+            Ok(client) => client,
+            Err(e) => return e.log(self.peer),
+        };
+        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
         let http1 = tls.get_ref().1.alpn_protocol() != Some(b"h2");
         let activity = Activity::new(http1);
         let io = TokioIo::new(Watched::new(tls, activity.clone()));

@@ -14,6 +14,7 @@ mod h2_attacks;
 mod inject;
 mod keys;
 mod pitfalls;
+mod proxy_protocol;
 mod rejections;
 mod session_cache;
 mod shutdown;
