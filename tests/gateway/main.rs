@@ -11,6 +11,7 @@ mod curl;
 mod demo;
 mod failures;
 mod h2_attacks;
+mod haproxy;
 mod inject;
 mod keys;
 mod pitfalls;
