@@ -17,9 +17,8 @@ pub fn summary(config: &Config) -> String {
         UpstreamProtocol::H2 => "h2",
     };
     let balancers = if config.listen.proxy_protocol {
-        let nets: Vec<String> = (config.forwarding.trusted_proxies.iter())
-            .map(ToString::to_string)
-            .collect();
+        let trusted = &config.forwarding.trusted_proxies;
+        let nets: Vec<String> = trusted.iter().map(ToString::to_string).collect();
         format!("; PROXY protocol from {}", nets.join(", "))
     } else {
         String::new()

@@ -255,7 +255,7 @@ pub async fn read_header<R: AsyncRead + Unpin>(
 /// The client's address: the TCP peer, or with `listen.proxy_protocol` the
 /// source in the PROXY header, which only `forwarding.trusted_proxies` may
 /// send. The header must be complete by `deadline`.
-pub async fn client_addr<R: AsyncRead + Unpin>(
+pub(crate) async fn client_addr<R: AsyncRead + Unpin>(
     stream: &mut R,
     peer: SocketAddr,
     config: &Config,
@@ -288,7 +288,7 @@ impl ProxyProtocolError {
     /// An untrusted peer on a PROXY listener is most often a balancer
     /// missing from `trusted_proxies`, so the operator hears of it; broken
     /// headers and timeouts are as noisy as failed TLS handshakes.
-    pub fn log(&self, peer: SocketAddr) {
+    pub(crate) fn log(&self, peer: SocketAddr) {
         match self {
             Self::Untrusted => tracing::warn!(%peer, error = %self, "connection refused"),
             _ => tracing::debug!(%peer, error = %self, "PROXY header refused"),

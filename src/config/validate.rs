@@ -194,8 +194,8 @@ impl Validator<'_> {
     /// with none, every connection would be refused.
     fn proxy_protocol(&mut self, raw: &RawConfig) {
         let on = raw.listen.get_ref().proxy_protocol.as_ref();
-        if let Some(on) = on.filter(|on| *on.get_ref() && raw.forwarding.trusted_proxies.is_empty())
-        {
+        let on = on.filter(|on| *on.get_ref());
+        if let Some(on) = on.filter(|_| raw.forwarding.trusted_proxies.is_empty()) {
             self.err(
                 on,
                 "listen.proxy_protocol",
