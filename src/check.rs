@@ -16,7 +16,18 @@ pub fn summary(config: &Config) -> String {
         UpstreamProtocol::Http1 => "http1",
         UpstreamProtocol::H2 => "h2",
     };
-    let _ = writeln!(out, "listen    https://{} ({hosts})", config.listen.addr);
+    let balancers = if config.listen.proxy_protocol {
+        let trusted = &config.forwarding.trusted_proxies;
+        let nets: Vec<String> = trusted.iter().map(ToString::to_string).collect();
+        format!("; PROXY protocol from {}", nets.join(", "))
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "listen    https://{} ({hosts}{balancers})",
+        config.listen.addr
+    );
     let _ = writeln!(
         out,
         "upstream  {}://{} ({protocol})",

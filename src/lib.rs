@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod path;
 pub mod problem;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod rotation;
 pub mod routes;
 pub mod secret;

@@ -176,7 +176,11 @@ impl Metrics {
         );
         // Zero series from the start, so an alert on "failed" has data.
         for outcome in ["ok", "failed"] {
-            drop(metrics.config_reloads.get_or_create(&OutcomeLabel { outcome }));
+            drop(
+                metrics
+                    .config_reloads
+                    .get_or_create(&OutcomeLabel { outcome }),
+            );
         }
         Self {
             registry,

@@ -45,7 +45,8 @@ pub struct Gateway {
 /// Facts about one request that every step may need.
 struct Exchange<'a> {
     peer: SocketAddr,
-    /// The TCP peer is in `forwarding.trusted_proxies`.
+    /// The client (the TCP peer, or the PROXY header's source) is in
+    /// `forwarding.trusted_proxies`.
     trusted: bool,
     request_id: &'a HeaderValue,
 }
@@ -251,13 +252,11 @@ impl Gateway {
         }
     }
 
+    /// With `listen.proxy_protocol`, `peer` is the client the balancer
+    /// reported, so a client's own X-Forwarded-For is kept only when that
+    /// client is itself a trusted proxy.
     fn is_trusted(&self, peer: SocketAddr) -> bool {
-        let ip = peer.ip().to_canonical();
-        self.config
-            .forwarding
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&ip))
+        self.config.forwarding.trusts(peer.ip())
     }
 
     fn check_declared_length(&self, headers: &HeaderMap) -> Result<(), Rejection> {

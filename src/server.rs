@@ -22,8 +22,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use crate::config::{Config, Limits};
 use crate::live::{Generation, Live, ReloadError};
 use crate::metrics::Metrics;
-use crate::rotation;
 use crate::watchdog::{Activity, Tracked, Watched};
+use crate::{proxy_protocol, rotation};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -238,15 +238,19 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, watcher: Watcher, slot: ConnectionSlot) {
-        let peer = self.peer;
+    async fn serve(self, mut stream: TcpStream, watcher: Watcher, slot: ConnectionSlot) {
         let limits = self.generation.config().limits.clone();
         let _ = stream.set_nodelay(true);
-        let accepted = tokio::time::timeout(
-            limits.handshake_timeout,
-            self.generation.acceptor.accept(stream),
-        )
-        .await;
+        // One budget from accept to handshake done, PROXY header included.
+        let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
+        let config = self.generation.config();
+        let peer = match proxy_protocol::client_addr(&mut stream, self.peer, config, deadline).await
+        {
+            Ok(client) => client,
+            Err(e) => return e.log(self.peer),
+        };
+        let accepted =
+            tokio::time::timeout_at(deadline, self.generation.acceptor.accept(stream)).await;
         let tls = match accepted {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {

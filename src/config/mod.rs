@@ -177,6 +177,15 @@ pub struct Forwarding {
     pub trusted_proxies: Vec<IpNet>,
 }
 
+impl Forwarding {
+    /// `ip` is in `trusted_proxies`; an IPv4-mapped IPv6 address counts as
+    /// the IPv4 address it carries.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub addr: SocketAddr,

@@ -38,6 +38,7 @@ pub(crate) fn validate(file: &Path, source: &str) -> Result<Loaded, ConfigErrors
     let credential = raw.credential.as_ref().and_then(|c| v.credential(c));
     let csrf = v.csrf(&raw.csrf);
     let forwarding = v.forwarding(&raw.forwarding);
+    v.proxy_protocol(&raw);
     let admin = raw.admin.as_ref().and_then(|a| v.admin(a.get_ref()));
     let routes = v.routes(&raw, &Sections::of(&raw));
     match (listen, tls, upstream, routes) {
@@ -184,23 +185,23 @@ impl Validator<'_> {
         }
         Some(Listen {
             addr: addr?,
-            proxy_protocol: self.proxy_protocol(raw.proxy_protocol.as_ref()),
+            proxy_protocol: raw.proxy_protocol.as_ref().is_some_and(|on| *on.get_ref()),
             hostnames,
         })
     }
 
-    /// Accepted as `false` only: a listener that expected PROXY headers but
-    /// did not parse them would fail every handshake (or trust the balancer's
-    /// address as the client's), so `true` is refused until it is built.
-    fn proxy_protocol(&mut self, value: Option<&S<bool>>) -> bool {
-        if let Some(on) = value.filter(|v| *v.get_ref()) {
+    /// A PROXY header is accepted only from `forwarding.trusted_proxies`:
+    /// with none, every connection would be refused.
+    fn proxy_protocol(&mut self, raw: &RawConfig) {
+        let on = raw.listen.get_ref().proxy_protocol.as_ref();
+        let on = on.filter(|on| *on.get_ref());
+        if let Some(on) = on.filter(|_| raw.forwarding.trusted_proxies.is_empty()) {
             self.err(
                 on,
                 "listen.proxy_protocol",
-                "the PROXY protocol is not supported by this version; set false or remove it",
+                "needs forwarding.trusted_proxies: only those addresses (the load balancers) may send the PROXY header",
             );
         }
-        false
     }
 
     fn tls(&mut self, raw: &raw::RawTls) -> Option<Tls> {

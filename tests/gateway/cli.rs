@@ -49,7 +49,7 @@ fn each_config_error_class_exits_2_with_its_place() {
     // (what to replace, replacement, the marker whose line is reported, key, words in the message)
     let cases: &[(&str, &str, &str, &str, &str)] = &[
         ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nbogus = 1", "bogus", "listen.bogus", "unknown field"),
-        ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nproxy_protocol = true", "proxy_protocol", "listen.proxy_protocol", "not supported"),
+        ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nproxy_protocol = true", "proxy_protocol", "listen.proxy_protocol", "needs forwarding.trusted_proxies"),
         ("methods = [\"GET\"]", "methods = []", "[[route]]\nname = \"usersession\"", "route[0].methods", "empty methods"),
         ("addr = \"127.0.0.1:0\"", "addr = \"127.0.0.1:0\"\nhostnames = [\"psu.example.com:443\"]", "hostnames", "listen.hostnames", "without scheme, port"),
         ("addr = \"127.0.0.1:0\"", "addr = 8443", "addr = 8443", "listen.addr", "invalid type"),
