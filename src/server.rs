@@ -12,9 +12,8 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -73,10 +72,7 @@ pub fn spawn(config: Config, listener: TcpListener) -> Result<RunningGateway, St
     })?;
     let live = Arc::new(Live::new(config, Arc::new(Metrics::new()))?);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = Server {
-        listener,
-        live: live.clone(),
-    };
+    let server = Server::new(listener, live.clone());
     let task = tokio::spawn(async move {
         let watcher = rotation::spawn(server.live.clone());
         server
@@ -111,7 +107,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(addr = %bound, "listening");
     let hangups = tokio::spawn(crate::signals::reload_on_hangup(live.clone()));
     let watcher = rotation::spawn(live.clone());
-    Server { listener, live }.serve(shutdown).await;
+    Server::new(listener, live).serve(shutdown).await;
     watcher.abort();
     hangups.abort();
     if let Some(admin) = admin {
@@ -123,11 +119,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 struct Server {
     listener: TcpListener,
     live: Arc<Live>,
+    /// Turns true when shutdown begins.
+    stopping: watch::Sender<bool>,
 }
 
 impl Server {
+    fn new(listener: TcpListener, live: Arc<Live>) -> Self {
+        Self {
+            listener,
+            live,
+            stopping: watch::channel(false).0,
+        }
+    }
+
     async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         // At most max_connections are served; beyond that new connections
         // wait in the kernel's backlog until one closes. The size is fixed
@@ -159,19 +164,16 @@ impl Server {
                 peer,
                 live: self.live.clone(),
                 generation: self.live.current(),
+                stopping: self.stopping.subscribe(),
             };
-            tokio::spawn(conn.serve(stream, graceful.watcher(), slot));
+            tokio::spawn(conn.serve(stream, slot));
         }
         drop(self.listener);
         let grace = self.live.current().config().limits.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
-        // Requests first; then tunnels, which hold a slot each until they close.
-        let drained = async {
-            graceful.shutdown().await;
-            let _ = slots
-                .acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX))
-                .await;
-        };
+        let _ = self.stopping.send(true);
+        // Every connection and every tunnel holds a slot until it ends.
+        let drained = slots.acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX));
         if tokio::time::timeout_at(deadline, drained).await.is_err() {
             tracing::warn!(
                 ?grace,
@@ -180,6 +182,10 @@ impl Server {
         }
     }
 }
+
+/// How long a connection that has not sent a request yet is given to send
+/// one once shutdown begins (never more than `header_timeout`).
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -235,10 +241,11 @@ struct Connection {
     peer: SocketAddr,
     live: Arc<Live>,
     generation: Arc<Generation>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl Connection {
-    async fn serve(self, mut stream: TcpStream, watcher: Watcher, slot: ConnectionSlot) {
+    async fn serve(mut self, mut stream: TcpStream, slot: ConnectionSlot) {
         let limits = self.generation.config().limits.clone();
         let _ = stream.set_nodelay(true);
         // One budget from accept to handshake done, PROXY header included.
@@ -283,15 +290,37 @@ impl Connection {
         let conn = self
             .generation
             .http
-            .serve_connection_with_upgrades(io, service);
-        tokio::select! {
-            served = watcher.watch(conn.into_owned()) => {
-                if let Err(e) = served {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        tokio::pin!(conn);
+        // Stop after the request in flight, or, on a connection that has
+        // not sent one yet, after its first: a client (or a balancer) that
+        // connected just before shutdown began is about to send a request,
+        // and closing on it would lose that request.
+        let stop = async {
+            let _ = self.stopping.wait_for(|stopping| *stopping).await;
+            tracing::debug!(%peer, "shutdown: the connection closes after its current or first request");
+            let first = limits.header_timeout.min(FIRST_REQUEST_WAIT);
+            let _ = tokio::time::timeout(first, activity.first_request()).await;
+        };
+        tokio::pin!(stop);
+        let mut stopped = false;
+        loop {
+            tokio::select! {
+                served = conn.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return;
                 }
-            }
-            expired = activity.expired(limits.header_timeout, limits.idle_timeout, limits.idle_timeout.max(limits.upstream_timeout)) => {
-                tracing::debug!(%peer, ?expired, "connection closed by timeout");
+                expired = activity.expired(limits.header_timeout, limits.idle_timeout, limits.idle_timeout.max(limits.upstream_timeout)) => {
+                    tracing::debug!(%peer, ?expired, "connection closed by timeout");
+                    return;
+                }
+                () = &mut stop, if !stopped => {
+                    stopped = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     }

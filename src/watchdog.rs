@@ -41,8 +41,12 @@ pub struct Activity {
     /// yet handed to the service; 0 when none is arriving.
     head_started: AtomicU64,
     in_flight: AtomicUsize,
+    /// Requests handed to the service so far.
+    requests: AtomicU64,
     /// Wakes the timer when a head starts arriving or a request ends.
     changed: Notify,
+    /// Wakes [`Activity::first_request`].
+    first: Notify,
     /// HTTP/1: bytes are requests. h2: PINGs and SETTINGS are bytes too, so
     /// only requests count as activity (a client pinging forever is idle).
     http1: bool,
@@ -56,7 +60,9 @@ impl Activity {
             last_io: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
             changed: Notify::new(),
+            first: Notify::new(),
             http1,
         })
     }
@@ -106,7 +112,23 @@ impl Activity {
         self.touch();
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(0, Ordering::Relaxed);
+        if self.requests.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.first.notify_waiters();
+        }
         InFlight(self.clone())
+    }
+
+    /// Resolves once the connection has handed a request to the service.
+    pub async fn first_request(&self) {
+        loop {
+            let notified = self.first.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.requests.load(Ordering::Acquire) > 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Resolves when the connection has broken one of the limits. `stall`

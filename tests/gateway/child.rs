@@ -49,6 +49,11 @@ impl ChildGateway {
     /// Starts the simulator and a gateway process on `config` (listen and
     /// admin addresses may use port 0: the bound ones are read from the log).
     pub async fn start(config: &str) -> Self {
+        Self::start_with_log(config, "info").await
+    }
+
+    /// The same, with this `RUST_LOG` filter.
+    pub async fn start_with_log(config: &str, filter: &str) -> Self {
         let sim = Sim::spawn(
             SimOptions::default(),
             TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -59,7 +64,7 @@ impl ChildGateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
             .args(["run", "--config", "gateway.toml"])
             .current_dir(dir.path())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -304,22 +304,19 @@ async fn two_instances_behind_haproxy_share_load_and_survive_losing_one() {
 
     let outcomes = std::mem::take(&mut *outcomes.lock().unwrap());
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
-    for f in &failed {
-        assert!(
-            f.started < closed,
-            "a request started {:?} after gw1 stopped accepting failed: {:?}",
-            f.started - closed,
-            f.result
-        );
-    }
-    assert!(failed.len() <= WORKERS, "{} failed", failed.len());
-    for f in &failed {
-        eprintln!(
-            "in flight when gw1 stopped accepting, failed after {:?}: {:?}",
-            f.ended - f.started,
-            f.result
-        );
-    }
+    // Nothing is lost: requests in flight on gw1 finish there, a
+    // connection gw1 accepted but had no request on yet gets its first
+    // request served before gw1 closes it, and new connections go to gw2.
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        outcomes.len(),
+        failed
+            .iter()
+            .map(|f| (f.started.checked_duration_since(closed), &f.result))
+            .collect::<Vec<_>>()
+    );
     for o in outcomes.iter().filter(|o| o.result.is_ok()) {
         assert_eq!(o.result, Ok(202));
     }

@@ -201,3 +201,47 @@ async fn sigterm_cuts_a_tunnel_still_open_after_the_grace() {
     let logs = gateway.log_lines().join("\n");
     assert!(logs.contains("shutdown grace elapsed"), "{logs}");
 }
+
+/// Connections accepted before SIGTERM whose TLS handshake and first
+/// request arrive after the gateway began stopping (a balancer's fresh
+/// connections) still get their answer; only then are they closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_with_no_request_yet_get_their_first_one_served() {
+    use tokio::io::AsyncWriteExt;
+    let config = format!("{BASE_CONFIG}{DEFAULT_ROUTES}");
+    let mut gateway = crate::child::ChildGateway::start(&config).await;
+    let mut tcp = Vec::new();
+    for _ in 0..8 {
+        tcp.push(tokio::net::TcpStream::connect(gateway.addr).await.unwrap());
+    }
+    gateway.signal("TERM");
+    until_refused(gateway.addr).await;
+    let mut tls = client_tls(&gateway.ca);
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let mut answers = Vec::new();
+    for tcp in tcp {
+        let connector = connector.clone();
+        answers.push(tokio::spawn(async move {
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let mut fresh = connector.connect(name, tcp).await.unwrap();
+            fresh
+                .write_all(b"GET /sim/status/200 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await
+                .unwrap();
+            let response = read_response(&mut fresh).await;
+            wait_closed(&mut fresh, Duration::from_secs(10)).await;
+            response
+        }));
+    }
+    for answer in answers {
+        let response = answer.await.unwrap();
+        assert_eq!(raw_status(&response), 200, "{response:?}");
+        assert!(
+            response.to_ascii_lowercase().contains("connection: close"),
+            "{response}"
+        );
+    }
+    assert_eq!(gateway.exit_code(Duration::from_secs(20)).await, Some(0));
+    assert_eq!(gateway.sim.recorder().count("/sim/status/200"), 8);
+}
