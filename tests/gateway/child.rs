@@ -34,12 +34,7 @@ pub struct ChildGateway {
 pub fn prepare(sim: &Sim, config: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
-    let token = sim
-        .mint_token("gateway", &["Administrator"], Duration::from_secs(3600))
-        .token
-        .expose()
-        .to_owned();
-    std::fs::write(dir.path().join("app-token"), format!("{token}\n")).unwrap();
+    let token = write_app_token(sim, dir.path());
     let text = config.replace("{upstream}", &format!("http://{}", sim.addr()));
     std::fs::write(dir.path().join("gateway.toml"), text).unwrap();
     (dir, token)

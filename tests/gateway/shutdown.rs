@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::process::Command;
 
 use crate::support::*;
+use crate::websocket::echo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits_0() {
@@ -123,18 +124,6 @@ async fn open_tunnel(
         None,
     )
     .await
-}
-
-async fn echo(socket: &mut tokio_tungstenite::WebSocketStream<TlsStream>, text: &str) {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    socket.send(Message::text(text)).await.unwrap();
-    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
-        .await
-        .expect("echo in time")
-        .unwrap()
-        .unwrap();
-    assert_eq!(echoed.into_text().unwrap().as_str(), text);
 }
 
 /// Waits until nothing accepts on `addr` any more.

@@ -158,12 +158,7 @@ impl Setup {
         let sim = Sim::spawn(self.sim, TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await
             .expect("sim");
-        let token = sim
-            .mint_token("gateway", &["Administrator"], Duration::from_secs(3600))
-            .token
-            .expose()
-            .to_owned();
-        std::fs::write(dir.path().join("app-token"), format!("{token}\n")).unwrap();
+        let token = write_app_token(&sim, dir.path());
         let text = self
             .config
             .replace("{upstream}", &format!("http://{}", sim.addr()))
@@ -431,6 +426,18 @@ pub fn header<'a>(request: &'a RecordedRequest, name: &str) -> Vec<&'a str> {
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect()
+}
+
+/// Mints an Administrator app token with `sim`'s key, writes it to
+/// `dir/app-token` (with the trailing newline editors leave) and returns it.
+pub fn write_app_token(sim: &Sim, dir: &std::path::Path) -> String {
+    let token = sim
+        .mint_token("gateway", &["Administrator"], Duration::from_secs(3600))
+        .token
+        .expose()
+        .to_owned();
+    std::fs::write(dir.join("app-token"), format!("{token}\n")).unwrap();
+    token
 }
 
 pub fn bearer(token: &str) -> String {

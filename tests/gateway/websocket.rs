@@ -13,6 +13,17 @@ use crate::support::*;
 
 const HUB_ROUTE: &str = "[[route]]\nname = \"hub\"\npath = \"/dashboardhub\"\naccess = \"session\"\n\n[[route]]\nname = \"pages\"";
 
+/// Sends `text` and asserts it comes back within 10 s.
+pub async fn echo(socket: &mut WebSocketStream<TlsStream>, text: &str) {
+    socket.send(Message::text(text)).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("echo in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), text);
+}
+
 fn upgrade(path: &str, extra: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
@@ -47,13 +58,7 @@ async fn a_signed_in_page_gets_an_echoing_tunnel() {
     );
     let mut socket = WebSocketStream::from_raw_socket(conn, Role::Client, None).await;
     for text in ["hello", "second message"] {
-        socket.send(Message::text(text)).await.unwrap();
-        let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("echo in time")
-            .unwrap()
-            .unwrap();
-        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+        echo(&mut socket, text).await;
     }
     let seen = stack.upstream_saw("/dashboardhub");
     assert_eq!(seen.len(), 1);
