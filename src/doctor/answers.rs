@@ -213,8 +213,8 @@ pub fn diagnose_token(ctx: &TokenContext, configured: &Answer, other: Option<&An
                      was revoked, was issued by another PSU instance, or the file holds \
                      something else.{scheme_hint}\n\
                      Fix: create a new app token in PSU (Security -> App Tokens, or \
-                     New-PSUAppToken), write it to credential.token_file (or the variable \
-                     in credential.token_env) and restart the gateway."
+                     New-PSUAppToken), write it to credential.token_file (a running gateway \
+                     picks the new file up by itself; credential.token_env needs a restart)."
                 ),
             )
         }

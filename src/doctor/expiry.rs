@@ -48,8 +48,8 @@ pub fn diagnose_expiry(expiry: Option<i64>, now: i64) -> Finding {
             ),
             "PSU refuses an expired app token, so every inject route answers 401.\n\
              Fix: create a new app token in PSU (Security -> App Tokens, or \
-             New-PSUAppToken -Expiration ...), write it to credential.token_file (or the \
-             variable in credential.token_env) and restart the gateway.",
+             New-PSUAppToken -Expiration ...), write it to credential.token_file (a running \
+             gateway picks the new file up by itself; credential.token_env needs a restart).",
         );
     }
     if remaining < WARN_BEFORE_SECS {
@@ -57,8 +57,9 @@ pub fn diagnose_expiry(expiry: Option<i64>, now: i64) -> Finding {
             Level::Warn,
             format!("app token expires in {} ({when})", in_words(remaining)),
             "After that PSU refuses it and every inject route answers 401.\n\
-             Fix: create a new app token in PSU now, replace the content of \
-             credential.token_file (or credential.token_env) and restart the gateway.",
+             Fix: create a new app token in PSU now, write it to \
+             credential.token_file (a running gateway picks it up by itself; \
+             credential.token_env needs a restart).",
         );
     }
     Finding::ok(format!(
