@@ -29,3 +29,4 @@ pub mod tls;
 pub mod tunnel;
 pub mod upstream;
 pub mod watchdog;
+pub mod workers;

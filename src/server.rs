@@ -2,7 +2,9 @@
 //!
 //! The accept loop follows hyper-util's graceful-shutdown example: every
 //! connection is watched so a shutdown signal stops accepting and lets
-//! requests in flight finish.
+//! requests in flight finish. `run` serves each accepted connection on one
+//! of the per-core workers (`workers.rs`); `spawn` (tests, the demo) serves
+//! on the caller's runtime.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use crate::config::{Config, Limits};
 use crate::proxy::Gateway;
 use crate::tls;
 use crate::watchdog::{Activity, Tracked, Watched};
+use crate::workers::{self, Workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -34,6 +37,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// A gateway serving in the background; dropping it does not stop it,
@@ -64,7 +69,7 @@ pub fn spawn(config: Config, listener: TcpListener) -> Result<RunningGateway, St
         addr: config.listen.addr,
         source,
     })?;
-    let server = Server::new(config, listener)?;
+    let server = Server::new(config, listener, None)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async {
         let _ = stopped.await;
@@ -82,9 +87,36 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!(%addr, "listening");
-    Server::new(config, listener)?.serve(shutdown).await;
+    let workers = Workers::start(workers::default_count()).map_err(StartError::Workers)?;
+    tracing::info!(%addr, workers = workers.count(), "listening");
+    Server::new(config, listener, Some(workers))?
+        .serve(shutdown)
+        .await;
     Ok(())
+}
+
+/// [`spawn`], but serving connections on `count` worker threads as [`run`]
+/// does.
+pub fn spawn_on_workers(
+    config: Config,
+    listener: TcpListener,
+    count: usize,
+) -> Result<RunningGateway, StartError> {
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen.addr,
+        source,
+    })?;
+    let workers = Workers::start(count).map_err(StartError::Workers)?;
+    let server = Server::new(config, listener, Some(workers))?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    Ok(RunningGateway {
+        addr,
+        stop: Some(stop),
+        task,
+    })
 }
 
 struct Server {
@@ -92,10 +124,16 @@ struct Server {
     acceptor: TlsAcceptor,
     gateway: Arc<Gateway>,
     limits: Limits,
+    /// Where connections are served; `None`: on the accepting runtime.
+    workers: Option<Workers>,
 }
 
 impl Server {
-    fn new(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+    fn new(
+        config: Config,
+        listener: TcpListener,
+        workers: Option<Workers>,
+    ) -> Result<Self, StartError> {
         let acceptor = TlsAcceptor::from(tls::server_config(&config.tls)?);
         let limits = config.limits.clone();
         let gateway = Arc::new(Gateway::new(config)?);
@@ -104,6 +142,7 @@ impl Server {
             acceptor,
             gateway,
             limits,
+            workers,
         })
     }
 
@@ -134,6 +173,15 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            // Deregistered from this runtime's I/O driver, so the runtime
+            // that serves it polls its socket.
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "cannot hand the connection over");
+                    continue;
+                }
+            };
             let conn = Connection {
                 peer,
                 acceptor: self.acceptor.clone(),
@@ -141,7 +189,11 @@ impl Server {
                 builder: builder.clone(),
                 limits: self.limits.clone(),
             };
-            tokio::spawn(conn.serve(stream, graceful.watcher(), slot));
+            let task = conn.serve(stream, graceful.watcher(), slot);
+            match &self.workers {
+                Some(workers) => workers.spawn(task),
+                None => drop(tokio::spawn(task)),
+            }
         }
         drop(self.listener);
         let grace = self.limits.shutdown_grace;
@@ -150,6 +202,9 @@ impl Server {
             .is_err()
         {
             tracing::warn!(?grace, "shutdown grace elapsed with connections still open");
+        }
+        if let Some(workers) = self.workers {
+            workers.stop().await;
         }
     }
 }
@@ -187,9 +242,21 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, watcher: Watcher, slot: OwnedSemaphorePermit) {
+    async fn serve(
+        self,
+        stream: std::net::TcpStream,
+        watcher: Watcher,
+        slot: OwnedSemaphorePermit,
+    ) {
         let slot = ConnectionSlot(Arc::new(slot));
         let peer = self.peer;
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot register the connection");
+                return;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let tls =
             match tokio::time::timeout(self.limits.handshake_timeout, self.acceptor.accept(stream))

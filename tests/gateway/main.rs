@@ -24,3 +24,4 @@ mod streaming;
 mod tls_policy;
 mod upstream;
 mod websocket;
+mod workers;
