@@ -36,3 +36,4 @@ pub mod token;
 pub mod tunnel;
 pub mod upstream;
 pub mod watchdog;
+pub mod workers;

@@ -471,8 +471,15 @@ fn has_body_framing(headers: &HeaderMap) -> bool {
 fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
     match headers::trusted_request_id(headers, trusted) {
         Some(value) => value,
-        None => HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("-")),
+        None => {
+            // A UUIDv4 from rand's thread-local generator (seeded once from
+            // the OS): `Uuid::new_v4` would make a getrandom syscall on every
+            // request. Formatted on the stack, no String.
+            let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+            let mut text = [0u8; uuid::fmt::Simple::LENGTH];
+            HeaderValue::from_bytes(id.simple().encode_lower(&mut text).as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static("-"))
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The TLS listener: accept, handshake, serve HTTP/1.1 and h2 on one port.
 //!
-//! The accept loop follows hyper-util's graceful-shutdown example: every
-//! connection is watched so a shutdown signal stops accepting and lets
-//! requests in flight finish.
+//! On shutdown the accept loop stops at once and every connection follows
+//! one stop signal: requests in flight (and a fresh connection's first
+//! request) finish, tunnels get the rest of `shutdown_grace`. `run` serves each accepted connection on one
+//! of the per-core workers (`workers.rs`); `spawn` (tests, the demo) serves
+//! on the caller's runtime.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use crate::config::{Config, Limits};
 use crate::live::{Generation, Live, ReloadError};
 use crate::metrics::Metrics;
 use crate::watchdog::{Activity, Tracked, Watched};
+use crate::workers::{self, Workers};
 use crate::{proxy_protocol, rotation};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// A gateway serving in the background; dropping it does not stop it,
@@ -64,17 +69,37 @@ impl RunningGateway {
 }
 
 /// Starts the gateway on an already bound listener (tests bind port 0),
-/// with the token and certificate files watched.
+/// with the token and certificate files watched, serving connections on
+/// the caller's runtime.
 pub fn spawn(config: Config, listener: TcpListener) -> Result<RunningGateway, StartError> {
+    start(config, listener, None)
+}
+
+/// [`spawn`], but serving connections on `count` worker threads as [`run`]
+/// does.
+pub fn spawn_on_workers(
+    config: Config,
+    listener: TcpListener,
+    count: usize,
+) -> Result<RunningGateway, StartError> {
+    let workers = Workers::start(count).map_err(StartError::Workers)?;
+    start(config, listener, Some(workers))
+}
+
+fn start(
+    config: Config,
+    listener: TcpListener,
+    workers: Option<Workers>,
+) -> Result<RunningGateway, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen.addr,
         source,
     })?;
     let live = Arc::new(Live::new(config, Arc::new(Metrics::new()))?);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = Server::new(listener, live.clone());
+    let server = Server::new(listener, live.clone(), workers);
     let task = tokio::spawn(async move {
-        let watcher = rotation::spawn(server.live.clone());
+        let watcher = rotation::spawn(server.dispatcher.live.clone());
         server
             .serve(async {
                 let _ = stopped.await;
@@ -104,10 +129,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(admin) => Some(crate::admin::spawn(&admin, live.clone()).await?),
         None => None,
     };
-    tracing::info!(addr = %bound, "listening");
+    let workers = Workers::start(workers::default_count()).map_err(StartError::Workers)?;
+    tracing::info!(addr = %bound, workers = workers.count(), "listening");
     let hangups = tokio::spawn(crate::signals::reload_on_hangup(live.clone()));
     let watcher = rotation::spawn(live.clone());
-    Server::new(listener, live).serve(shutdown).await;
+    Server::new(listener, live, Some(workers))
+        .serve(shutdown)
+        .await;
     watcher.abort();
     hangups.abort();
     if let Some(admin) = admin {
@@ -118,21 +146,53 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 struct Server {
     listener: TcpListener,
-    live: Arc<Live>,
-    /// Turns true when shutdown begins.
-    stopping: watch::Sender<bool>,
+    dispatcher: Dispatcher,
 }
 
 impl Server {
-    fn new(listener: TcpListener, live: Arc<Live>) -> Self {
+    fn new(listener: TcpListener, live: Arc<Live>, workers: Option<Workers>) -> Self {
         Self {
             listener,
-            live,
-            stopping: watch::channel(false).0,
+            dispatcher: Dispatcher {
+                live,
+                stopping: watch::channel(false).0,
+                workers,
+            },
         }
     }
 
     async fn serve(self, shutdown: impl Future<Output = ()>) {
+        self.dispatcher.serve(self.listener, shutdown).await;
+    }
+}
+
+/// Hands accepted connections to the workers and tells them when to stop.
+struct Dispatcher {
+    live: Arc<Live>,
+    /// Turns true when shutdown begins.
+    stopping: watch::Sender<bool>,
+    /// Where connections are served; `None`: on the accepting runtime.
+    workers: Option<Workers>,
+}
+
+impl Dispatcher {
+    /// Serves one accepted connection on a worker (or this runtime).
+    fn dispatch(&self, stream: std::net::TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        let slot = ConnectionSlot::new(slot, self.live.metrics());
+        let conn = Connection {
+            peer,
+            live: self.live.clone(),
+            generation: self.live.current(),
+            stopping: self.stopping.subscribe(),
+        };
+        let task = conn.serve(stream, slot);
+        match &self.workers {
+            Some(workers) => workers.spawn(task),
+            None => drop(tokio::spawn(task)),
+        }
+    }
+
+    async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         // At most max_connections are served; beyond that new connections
         // wait in the kernel's backlog until one closes. The size is fixed
@@ -148,7 +208,7 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
+                accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -159,16 +219,30 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
-            let slot = ConnectionSlot::new(slot, self.live.metrics());
-            let conn = Connection {
-                peer,
-                live: self.live.clone(),
-                generation: self.live.current(),
-                stopping: self.stopping.subscribe(),
+            // Deregistered from this runtime's I/O driver, so the runtime
+            // that serves it polls its socket.
+            let stream = match stream.into_std() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "cannot hand the connection over");
+                    continue;
+                }
             };
-            tokio::spawn(conn.serve(stream, slot));
+            self.dispatch(stream, peer, slot);
         }
-        drop(self.listener);
+        // Connections the kernel completed but the loop had not accepted
+        // would be reset when the listener closes; a balancer that already
+        // forwarded a request on one would lose it. Take them first.
+        if let Ok(listener) = listener.into_std() {
+            while let Ok((stream, peer)) = listener.accept() {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                if stream.set_nonblocking(true).is_ok() {
+                    self.dispatch(stream, peer, slot);
+                }
+            }
+        }
         let grace = self.live.current().config().limits.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
         let _ = self.stopping.send(true);
@@ -179,6 +253,9 @@ impl Server {
                 ?grace,
                 "shutdown grace elapsed with connections or tunnels still open"
             );
+        }
+        if let Some(workers) = self.workers {
+            workers.stop().await;
         }
     }
 }
@@ -245,8 +322,15 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(mut self, mut stream: TcpStream, slot: ConnectionSlot) {
+    async fn serve(mut self, stream: std::net::TcpStream, slot: ConnectionSlot) {
         let limits = self.generation.config().limits.clone();
+        let mut stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, error = %e, "cannot register the connection");
+                return;
+            }
+        };
         let _ = stream.set_nodelay(true);
         // One budget from accept to handshake done, PROXY header included.
         let deadline = tokio::time::Instant::now() + limits.handshake_timeout;

@@ -1,8 +1,9 @@
 //! The pooled client towards PSU (pipeline step 11).
 //!
-//! One hyper-util client per gateway: keep-alive connections are reused
-//! across requests and introspections, so the hot path never pays a TCP or
-//! TLS handshake towards PSU.
+//! One hyper-util client per serving worker thread (see `workers.rs`):
+//! keep-alive connections are reused across requests and introspections, so
+//! the hot path never pays a TCP or TLS handshake towards PSU, and a request
+//! only borrows connections driven by its own thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,9 +48,12 @@ pub enum UpstreamBuildError {
     ServerName,
 }
 
+type Pool = Client<HttpsConnector<HttpConnector>, Body>;
+
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// One per worker; `upstream.pool_max_idle` is shared out between them.
+    pools: Arc<[Pool]>,
     scheme: Scheme,
     authority: http::uri::Authority,
 }
@@ -72,10 +76,11 @@ impl UpstreamClient {
             }
             None => builder,
         };
+        let workers = crate::workers::default_count();
         let mut client = Client::builder(TokioExecutor::new());
         client
             .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle)
+            .pool_max_idle_per_host(config.pool_max_idle.div_ceil(workers))
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new());
         let connector = match config.protocol {
@@ -86,7 +91,9 @@ impl UpstreamClient {
             }
         };
         Ok(Self {
-            client: client.build(connector),
+            pools: (0..workers)
+                .map(|_| client.build(connector.clone()))
+                .collect(),
             scheme: config.scheme.clone(),
             authority: config.authority.clone(),
         })
@@ -116,7 +123,8 @@ impl UpstreamClient {
         request: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(timeout, self.client.request(request)).await {
+        let pool = &self.pools[crate::workers::current() % self.pools.len()];
+        match tokio::time::timeout(timeout, pool.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(timeout)),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(e)),

@@ -80,6 +80,14 @@ pub struct SimArgs {
     /// IIS modules do (X-PSU-Authorization still works).
     #[arg(long)]
     pub strip_authorization: bool,
+
+    /// A minimal upstream for load tests: every answer from memory, nothing
+    /// recorded, ANY non-empty session cookie accepted by
+    /// /api/v1/accessible, /api/v1/usersession wanting only some bearer
+    /// token in X-PSU-Authorization; /sim/stats counts requests and
+    /// introspections. Never in front of anything real.
+    #[arg(long = "static")]
+    pub static_upstream: bool,
 }
 
 /// What `sim` does instead of serving.
@@ -194,6 +202,7 @@ fn options(args: &SimArgs) -> Result<SimOptions, SimCliError> {
         iis_anonymous: args.iis_anonymous,
         strip_authorization: args.strip_authorization,
         tls: None,
+        static_upstream: args.static_upstream,
     })
 }
 
@@ -259,6 +268,7 @@ mod tests {
         assert_eq!(opts.cookie_name, DEFAULT_COOKIE_NAME);
         assert_eq!(opts.allowed_roles, ["Administrator"]);
         assert!(opts.iis_anonymous && !opts.strip_authorization);
+        assert!(!opts.static_upstream);
         assert_eq!(opts.signing_key.expose(), DEV_SIGNING_KEY);
     }
 
@@ -280,9 +290,11 @@ mod tests {
             "16",
             "--iis-anonymous=false",
             "--strip-authorization",
+            "--static",
         ])
         .unwrap();
         let opts = options(&args).unwrap();
+        assert!(opts.static_upstream);
         assert_eq!(opts.users.len(), 1, "explicit users replace the defaults");
         assert_eq!(opts.users[0].roles, ["Operator"]);
         assert_eq!(opts.allowed_roles, ["Operator"]);

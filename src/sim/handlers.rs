@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::sim::recorder::RecordedRequest;
 use crate::sim::state::SimState;
-use crate::sim::{auth, frontdoor, pages};
+use crate::sim::{auth, frontdoor, pages, static_mode};
 use crate::sim::{streams, websocket};
 
 /// Every simulator response has a small in-memory body.
@@ -49,6 +49,9 @@ pub async fn handle(
     peer: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<Body> {
+    if let Some(stats) = &state.static_stats {
+        return static_mode::handle(state, stats, request).await;
+    }
     if normalize(request.uri().path()) == "/sim/sink" {
         return streams::sink(state, request).await;
     }

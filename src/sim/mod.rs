@@ -15,6 +15,7 @@ mod recorder;
 mod server;
 mod sessions;
 mod state;
+mod static_mode;
 mod streams;
 mod token;
 mod users;
@@ -91,6 +92,9 @@ pub struct SimOptions {
     pub strip_authorization: bool,
     /// Serve HTTPS with this config (its ALPN list decides h2 vs HTTP/1.1).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A minimal upstream for load tests (`sim --static`): any session
+    /// cookie is valid, answers come from memory, nothing is recorded.
+    pub static_upstream: bool,
 }
 
 impl Default for SimOptions {
@@ -106,6 +110,7 @@ impl Default for SimOptions {
             iis_anonymous: true,
             strip_authorization: false,
             tls: None,
+            static_upstream: false,
         }
     }
 }

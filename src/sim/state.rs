@@ -10,6 +10,7 @@ use crate::secret::Secret;
 use crate::sim::cookies::CookieConfig;
 use crate::sim::recorder::Recorder;
 use crate::sim::sessions::SessionStore;
+use crate::sim::static_mode::StaticStats;
 use crate::sim::token::{verify_token, TokenClaims, TokenError};
 use crate::sim::{SimOptions, SimUser};
 
@@ -24,6 +25,8 @@ pub struct SimState {
     pub iis_anonymous: bool,
     pub strip_authorization: bool,
     pub recorder: Recorder,
+    /// Set in `--static` mode, which answers from memory and records nothing.
+    pub static_stats: Option<StaticStats>,
     sessions: Mutex<SessionStore>,
     revoked: Mutex<HashSet<String>>,
 }
@@ -42,6 +45,7 @@ impl SimState {
             iis_anonymous: opts.iis_anonymous,
             strip_authorization: opts.strip_authorization,
             recorder,
+            static_stats: opts.static_upstream.then(StaticStats::default),
             sessions: Mutex::new(SessionStore::new(opts.session_ttl)),
             revoked: Mutex::new(revoked),
         }

@@ -99,18 +99,8 @@ pub fn grpc(body: &Bytes) -> Response<Body> {
 /// `POST /sim/sink`: counts the body frame by frame and answers
 /// `{"bytes": N}`; recorded without its body.
 pub async fn sink(state: &SimState, request: Request<Incoming>) -> Response<Body> {
-    let (parts, mut body) = request.into_parts();
-    let mut bytes: u64 = 0;
-    let mut complete = true;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => bytes += frame.data_ref().map_or(0, |d| d.len() as u64),
-            Err(_) => {
-                complete = false;
-                break;
-            }
-        }
-    }
+    let (parts, body) = request.into_parts();
+    let (bytes, complete) = count_body(body).await;
     state.recorder.record(RecordedRequest {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -121,6 +111,24 @@ pub async fn sink(state: &SimState, request: Request<Incoming>) -> Response<Body
         body_complete: complete,
         trailers: None,
     });
+    sink_answer(bytes, complete)
+}
+
+/// Reads a body to its end without keeping it: its length, and whether it
+/// ended cleanly.
+pub async fn count_body(mut body: Incoming) -> (u64, bool) {
+    let mut bytes: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => bytes += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Err(_) => return (bytes, false),
+        }
+    }
+    (bytes, true)
+}
+
+/// `{"bytes": N}`, 200 for a complete body, 400 for a broken one.
+pub fn sink_answer(bytes: u64, complete: bool) -> Response<Body> {
     let status = if complete {
         StatusCode::OK
     } else {

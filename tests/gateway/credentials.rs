@@ -128,6 +128,16 @@ async fn spoofed_forwarding_headers_are_replaced() {
     let id = header(seen, "x-request-id");
     assert_eq!(id.len(), 1);
     assert_ne!(id[0], "client-chosen");
+    // The gateway's own: a UUIDv4 as 32 lower-case hex digits.
+    assert!(
+        id[0].len() == 32
+            && id[0]
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            && id[0].as_bytes()[12] == b'4',
+        "{}",
+        id[0]
+    );
 }
 
 #[tokio::test]

@@ -32,3 +32,4 @@ mod systemd;
 mod tls_policy;
 mod upstream;
 mod websocket;
+mod workers;

@@ -682,3 +682,36 @@ async fn invalid_cookie_names_are_refused_at_spawn() {
     let error = Sim::spawn(opts, listener).await.unwrap_err();
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn static_mode_answers_from_memory_counts_and_records_nothing() {
+    let h = Harness::start(|o| o.static_upstream = true).await;
+    let session = format!("{COOKIE}=invented-{}", uuid::Uuid::new_v4());
+    let introspection = h.get("/api/v1/accessible", &[("cookie", &session)]).await;
+    assert_eq!(introspection.status, 200, "any session cookie is live");
+    assert_eq!(introspection.json()["roles"][0], "Administrator");
+    assert_eq!(h.get("/api/v1/accessible", &[]).await.status, 401);
+    let injected = [("x-psu-authorization", "Bearer anything")];
+    let sessions = h.get("/api/v1/usersession", &injected).await;
+    assert_eq!(sessions.status, 200);
+    assert_eq!(sessions.json()[0]["identity"], "bench");
+    let with_cookie = [
+        ("x-psu-authorization", "Bearer x"),
+        ("cookie", session.as_str()),
+    ];
+    assert_eq!(
+        h.get("/api/v1/usersession", &with_cookie).await.status,
+        401,
+        "a session cookie that reached usersession was not stripped"
+    );
+    assert_eq!(h.get("/api/v1/usersession", &[]).await.status, 401);
+    assert_eq!(h.get("/any/page", &[]).await.status, 200);
+    let large = h.get("/sim/large?bytes=300000", &[]).await;
+    assert_eq!(large.body.len(), 300_000);
+    let sink = h.send(Method::POST, "/sim/sink", &[], "12345").await;
+    assert_eq!(sink.json()["bytes"], 5);
+    let stats = h.get("/sim/stats", &[]).await.json();
+    assert_eq!(stats["requests"], 8, "{stats}");
+    assert_eq!(stats["introspections"], 2, "{stats}");
+    assert!(h.sim.recorder().requests().is_empty(), "nothing recorded");
+}

@@ -98,6 +98,9 @@ pub struct Setup {
     pub config: String,
     /// The gateway's certificate and key (PEM); `None`: a fresh dev cert.
     pub cert: Option<(String, String)>,
+    /// Serve on this many worker threads, as `run` does; `None`: on the
+    /// test's runtime.
+    pub workers: Option<usize>,
 }
 
 impl Default for Setup {
@@ -107,6 +110,7 @@ impl Default for Setup {
             ca: None,
             config: format!("{BASE_CONFIG}{DEFAULT_ROUTES}"),
             cert: None,
+            workers: None,
         }
     }
 }
@@ -128,6 +132,12 @@ impl Setup {
 
     pub fn sim(mut self, f: impl FnOnce(&mut SimOptions)) -> Self {
         f(&mut self.sim);
+        self
+    }
+
+    /// Serves connections on `count` worker threads.
+    pub fn workers(mut self, count: usize) -> Self {
+        self.workers = Some(count);
         self
     }
 
@@ -166,10 +176,11 @@ impl Setup {
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, &text).unwrap();
         let loaded = config::load(&path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
-        let gateway = server::spawn(
-            loaded.config,
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        )
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = match self.workers {
+            None => server::spawn(loaded.config, listener),
+            Some(count) => server::spawn_on_workers(loaded.config, listener, count),
+        }
         .expect("gateway");
         Stack {
             addr: gateway.addr(),

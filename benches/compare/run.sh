@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# nginx and psu-gateway side by side: the same job (nginx.conf, gateway.toml
+# here), the same ECDSA P-256 certificate, the same static upstream
+# (`psu-gateway sim --static`), driven alternately in one run by wrk
+# (HTTP/1.1) and h2load (h2). Prints a Markdown table with the ratios.
+#
+# Installs nothing; needs nginx, wrk and h2load:
+#   apt-get install nginx wrk nghttp2-client
+# Run: benches/compare/run.sh (`cargo bench --bench load` runs it last).
+# Environment: COMPARE_SECS (5), COMPARE_CONNS (64), COMPARE_STREAMS (4, h2
+# streams per connection), COMPARE_ROUNDS (2), COMPARE_THREADS (2, per
+# load tool), PSU_GATEWAY (the binary; default: cargo build --release).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+PATH="$PATH:/usr/sbin:/sbin"
+
+missing=()
+for tool in nginx wrk h2load openssl; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+    echo "compare: SKIPPED: ${missing[*]} not installed (apt-get install nginx wrk nghttp2-client openssl)"
+    exit 0
+fi
+
+secs=${COMPARE_SECS:-5}
+conns=${COMPARE_CONNS:-64}
+streams=${COMPARE_STREAMS:-4}
+rounds=${COMPARE_ROUNDS:-2}
+threads=${COMPARE_THREADS:-2}
+bin=${PSU_GATEWAY:-}
+if [[ -z $bin ]]; then
+    (cd "$root" && cargo build --release --quiet)
+    bin=$root/target/release/psu-gateway
+fi
+dir=$root/target/compare
+rm -rf "$dir"
+mkdir -p "$dir"
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 30000))
+        listening "$port" || { echo "$port"; return; }
+    done
+}
+
+wait_port() {
+    local deadline=$((SECONDS + 20))
+    until listening "$1"; do
+        if ((SECONDS > deadline)); then
+            echo "compare: $2 did not listen on port $1 (see $dir)" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+
+# User plus system CPU ticks of the given processes.
+cpu_ticks() {
+    local total=0 pid fields
+    for pid in "$@"; do
+        read -ra fields < <(sed 's/.*) //' "/proc/$pid/stat")
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+
+rss_kib() {
+    local total=0 pid
+    for pid in "$@"; do
+        total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")))
+    done
+    echo "$total"
+}
+
+# The upstream, the certificate both proxies serve, the app token.
+"$bin" sim --static --listen 127.0.0.1:0 >"$dir/sim.out" 2>/dev/null &
+pids+=($!)
+deadline=$((SECONDS + 20))
+until grep -q listening "$dir/sim.out" 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "compare: the simulator did not start" >&2; exit 1; }
+    sleep 0.05
+done
+upstream=$(sed -n 's|.*http://||p' "$dir/sim.out")
+"$bin" dev-cert --out "$dir" --name localhost >/dev/null
+(umask 077 && "$bin" sim mint-token --identity psu-gateway --role Administrator --ttl 24h 2>/dev/null >"$dir/app-token")
+token=$(cat "$dir/app-token")
+
+gateway_port=$(free_port)
+sed -e "s/@PORT@/$gateway_port/" -e "s/@UPSTREAM@/$upstream/" "$here/gateway.toml" >"$dir/gateway.toml"
+RUST_LOG=info "$bin" run --config "$dir/gateway.toml" 2>/dev/null &
+gateway_pid=$!
+pids+=("$gateway_pid")
+
+nginx_port=$(free_port)
+user=""
+[[ $(id -u) == 0 ]] && user="user root;"
+sed -e "s|@DIR@|$dir|g" -e "s|@PORT@|$nginx_port|" -e "s|@UPSTREAM@|$upstream|" \
+    -e "s|@TOKEN@|$token|" -e "s|@USER@|$user|" "$here/nginx.conf" >"$dir/nginx.conf"
+nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
+nginx_pid=$!
+pids+=("$nginx_pid")
+
+wait_port "$gateway_port" gateway
+wait_port "$nginx_port" nginx
+mapfile -t nginx_workers < <(pgrep -P "$nginx_pid")
+
+session="CfDJ8$(head -c 600 /dev/urandom | base64 -w0 | tr '+/' '-_' | head -c 595)"
+cookie=".AspNetCore.Identity.Application=$session"
+
+# One measurement: prints "req/s p50 p99 p99.9 errors" (latencies in µs).
+measure() {
+    local test=$1 port=$2 url="https://127.0.0.1:$2/api/v1/usersession"
+    case $test in
+    hit-h1)
+        wrk -t"$threads" -c"$conns" -d1s -H "Cookie: $cookie" "$url" >/dev/null
+        wrk -t"$threads" -c"$conns" -d"${secs}s" -s "$here/wrk.lua" -H "Cookie: $cookie" "$url" |
+            awk '/^RESULT/ {print $2, $3, $4, $5, $6}'
+        ;;
+    miss-h1)
+        local prefix="$cookie-$port-$RANDOM$RANDOM-"
+        WRK_COOKIE_PREFIX="${prefix}w" wrk -t"$threads" -c"$conns" -d1s -s "$here/wrk.lua" "$url" >/dev/null
+        WRK_COOKIE_PREFIX="$prefix" wrk -t"$threads" -c"$conns" -d"${secs}s" -s "$here/wrk.lua" "$url" |
+            awk '/^RESULT/ {print $2, $3, $4, $5, $6}'
+        ;;
+    handshake)
+        # Full handshakes (openssl s_time -new never resumes), no request:
+        # the handshake rate alone. Several clients, each one at a time.
+        local clients=$((conns / 4)) i started elapsed total=0 clients_pids=()
+        started=$(date +%s%N)
+        for ((i = 0; i < clients; i++)); do
+            openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" >"$dir/s_time.$i" 2>&1 &
+            clients_pids+=($!)
+        done
+        wait "${clients_pids[@]}"
+        elapsed=$(($(date +%s%N) - started))
+        for ((i = 0; i < clients; i++)); do
+            total=$((total + $(awk '/connections in .* real seconds/ {print $1}' "$dir/s_time.$i")))
+        done
+        awk -v n="$total" -v ns="$elapsed" 'BEGIN {printf "%.1f 0 0 0 0\n", n / (ns / 1e9)}'
+        ;;
+    resumed)
+        url="https://127.0.0.1:$port/apps/page"
+        wrk -t"$threads" -c"$conns" -d1s -H "Connection: close" "$url" >/dev/null
+        wrk -t"$threads" -c"$conns" -d"${secs}s" -s "$here/wrk.lua" -H "Connection: close" "$url" |
+            awk '/^RESULT/ {print $2, $3, $4, $5, $6}'
+        ;;
+    hit-h2)
+        h2load -t"$threads" -c"$conns" -m"$streams" -D "$secs" --warm-up-time=1 \
+            -H "cookie: $cookie" --log-file="$dir/h2load.log" "$url" >"$dir/h2load.out"
+        local rate total ok
+        rate=$(awk '/^finished in/ {print $4}' "$dir/h2load.out")
+        total=$(awk '/^requests:/ {print $2}' "$dir/h2load.out")
+        ok=$(awk '/^status codes:/ {print $3}' "$dir/h2load.out")
+        cut -f3 "$dir/h2load.log" | sort -n | awk -v rate="$rate" -v errors=$((total - ok)) \
+            '{a[NR] = $1} END {print rate, a[int(NR * 0.5)], a[int(NR * 0.99)], a[int(NR * 0.999)], errors}'
+        ;;
+    esac
+}
+
+declare -A rate p50 p99 errors cpu
+tests=(hit-h1 hit-h2 miss-h1 handshake resumed)
+echo "compare: ${secs} s per run, $conns connections ($streams h2 streams each), $threads load-tool threads, $rounds rounds, $(nproc) cores" >&2
+for ((round = 1; round <= rounds; round++)); do
+    for test in "${tests[@]}"; do
+        # Alternate who goes first, so neither always runs on a warmer machine.
+        order=(nginx gateway)
+        ((round % 2 == 0)) && order=(gateway nginx)
+        for who in "${order[@]}"; do
+            if [[ $who == nginx ]]; then
+                port=$nginx_port
+                procs=("${nginx_workers[@]}" "$nginx_pid")
+            else
+                port=$gateway_port
+                procs=("$gateway_pid")
+            fi
+            before=$(cpu_ticks "${procs[@]}")
+            read -r r l50 l99 _ e < <(measure "$test" "$port")
+            after=$(cpu_ticks "${procs[@]}")
+            echo "compare: round $round $test $who: $r req/s, p99 $l99 µs, $e errors" >&2
+            key="$test,$who"
+            rate[$key]="${rate[$key]:-} $r"
+            p50[$key]="${p50[$key]:-} $l50"
+            p99[$key]="${p99[$key]:-} $l99"
+            errors[$key]=$((${errors[$key]:-0} + e))
+            # CPU per request over the whole measurement, warm-up included
+            # (1 s, none for handshake): both sides alike.
+            warm=1
+            [[ $test == handshake ]] && warm=0
+            cpu[$key]="${cpu[$key]:-} $(((after - before) * 1000000 / $(getconf CLK_TCK))):$(awk -v r="$r" -v s="$secs" -v w="$warm" 'BEGIN {print int(r * (s + w))}')"
+        done
+    done
+done
+
+mean() { tr ' ' '\n' | awk 'NF {s += $1; n++} END {if (n) printf "%.0f", s / n; else print 0}'; }
+cpu_per_10k() { tr ' ' '\n' | awk -F: 'NF == 2 {us += $1; n += $2} END {if (n) printf "%.2f", us / 1e6 * 10000 / n; else print "-"}'; }
+ms() { awk -v us="$1" 'BEGIN {if (us > 0) printf "%.2f ms", us / 1000; else print "-"}'; }
+
+echo
+echo "| test | nginx req/s | gateway req/s | gateway/nginx | nginx p50 | gateway p50 | nginx p99 | gateway p99 | nginx CPU s/10k | gateway CPU s/10k | errors nginx/gateway |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for test in "${tests[@]}"; do
+    n=$(mean <<<"${rate[$test,nginx]}")
+    g=$(mean <<<"${rate[$test,gateway]}")
+    ratio=$(awk -v g="$g" -v n="$n" 'BEGIN {if (n > 0) printf "%.2f", g / n; else print "-"}')
+    echo "| $test | $n | $g | $ratio | $(ms "$(mean <<<"${p50[$test,nginx]}")") | $(ms "$(mean <<<"${p50[$test,gateway]}")") | $(ms "$(mean <<<"${p99[$test,nginx]}")") | $(ms "$(mean <<<"${p99[$test,gateway]}")") | $(cpu_per_10k <<<"${cpu[$test,nginx]}") | $(cpu_per_10k <<<"${cpu[$test,gateway]}") | ${errors[$test,nginx]}/${errors[$test,gateway]} |"
+done
+echo
+echo "RSS after the run: nginx $(($(rss_kib "${nginx_workers[@]}" "$nginx_pid") / 1024)) MiB (master, workers and cache processes), gateway $(($(rss_kib "$gateway_pid") / 1024)) MiB"
+echo "Means over $rounds rounds. hit: one session, cached (wrk HTTP/1.1; h2load h2). miss: a new session cookie per request (wrk). handshake: full TLS handshakes per second, no request ($((conns / 4)) openssl s_time -new clients). resumed: a new connection per request with TLS session resumption (wrk, Connection: close)."
