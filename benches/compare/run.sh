@@ -9,7 +9,8 @@
 # Run: benches/compare/run.sh (`cargo bench --bench load` runs it last).
 # Environment: COMPARE_SECS (5), COMPARE_CONNS (64), COMPARE_STREAMS (4, h2
 # streams per connection), COMPARE_ROUNDS (2), COMPARE_THREADS (2, per
-# load tool), PSU_GATEWAY (the binary; default: cargo build --release).
+# load tool), COMPARE_TESTS (all: hit-h1 hit-h2 miss-h1 handshake resumed),
+# PSU_GATEWAY (the binary; default: cargo build --release).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -73,6 +74,8 @@ wait_port() {
 cpu_ticks() {
     local total=0 pid fields
     for pid in "$@"; do
+        # nginx's cache loader exits a minute after start.
+        [[ -r /proc/$pid/stat ]] || continue
         read -ra fields < <(sed 's/.*) //' "/proc/$pid/stat")
         total=$((total + fields[11] + fields[12]))
     done
@@ -82,6 +85,7 @@ cpu_ticks() {
 rss_kib() {
     local total=0 pid
     for pid in "$@"; do
+        [[ -r /proc/$pid/status ]] || continue
         total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")))
     done
     echo "$total"
@@ -173,7 +177,7 @@ measure() {
 }
 
 declare -A rate p50 p99 errors cpu
-tests=(hit-h1 hit-h2 miss-h1 handshake resumed)
+read -ra tests <<<"${COMPARE_TESTS:-hit-h1 hit-h2 miss-h1 handshake resumed}"
 echo "compare: ${secs} s per run, $conns connections ($streams h2 streams each), $threads load-tool threads, $rounds rounds, $(nproc) cores" >&2
 for ((round = 1; round <= rounds; round++)); do
     for test in "${tests[@]}"; do
