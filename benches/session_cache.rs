@@ -129,6 +129,10 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let f = fixture(&rt);
+    // The SHA-256 cache key alone, the part of a hit that grows with the cookie.
+    c.bench_function("session_cache_key", |b| {
+        b.iter(|| black_box(&f.cookies).cache_key())
+    });
     c.bench_function("session_cache_hit", |b| {
         b.iter_custom(|iters| hits(&rt, &f, iters))
     });

@@ -2,9 +2,10 @@
 //!
 //! PSU's cookie is encrypted with ASP.NET Data Protection, so only PSU can
 //! answer; the gateway asks it (introspection) and caches the verdict under a
-//! SHA-256 of the cookies, never the cookies themselves. moka's
-//! `or_try_insert_with` makes concurrent requests with the same cookies wait
-//! for one introspection instead of stampeding PSU.
+//! SHA-256 of the cookies, never the cookies themselves. A miss holds
+//! quick_cache's placeholder for its key while it asks PSU, so concurrent
+//! requests with the same cookies wait for that one introspection instead
+//! of stampeding PSU, and share its answer, failures included.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, COOKIE, HOST};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
-use moka::future::Cache;
-use moka::notification::RemovalCause;
-use moka::Expiry;
+use prometheus_client::metrics::counter::Counter;
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
 
 use crate::config::Session;
 use crate::cookies::SessionCookies;
@@ -46,6 +47,16 @@ impl Identity {
 enum Verdict {
     Valid(Arc<Identity>),
     Invalid,
+    /// PSU gave no verdict. Handed to the requests that waited for this
+    /// introspection, then removed: never served to a later request.
+    Unavailable(Arc<str>),
+}
+
+/// A cache entry: the verdict and when it stops counting.
+#[derive(Debug, Clone)]
+struct Entry {
+    verdict: Verdict,
+    until: Instant,
 }
 
 /// How the cache took part, for the access log.
@@ -77,19 +88,19 @@ pub enum SessionError {
     Unavailable { reason: String },
 }
 
-struct VerdictExpiry {
-    positive: Duration,
-    negative: Duration,
-}
+/// Counts entries pushed out because the cache is full.
+#[derive(Clone)]
+struct CountEvictions(Counter);
 
-impl Expiry<[u8; 32], Verdict> for VerdictExpiry {
-    fn expire_after_create(&self, _: &[u8; 32], value: &Verdict, _: Instant) -> Option<Duration> {
-        Some(match value {
-            Verdict::Valid(_) => self.positive,
-            Verdict::Invalid => self.negative,
-        })
+impl Lifecycle<[u8; 32], Entry> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _: [u8; 32], _: Entry) {
+        self.0.inc();
     }
 }
+
+type VerdictCache = Cache<[u8; 32], Entry, UnitWeighter, DefaultHashBuilder, CountEvictions>;
 
 /// What the introspection request says about the original request.
 pub struct IntrospectionContext<'a> {
@@ -102,7 +113,7 @@ pub struct IntrospectionContext<'a> {
 }
 
 pub struct SessionAuth {
-    cache: Cache<[u8; 32], Verdict>,
+    cache: VerdictCache,
     config: Session,
     upstream: UpstreamClient,
     metrics: Arc<Metrics>,
@@ -110,19 +121,14 @@ pub struct SessionAuth {
 
 impl SessionAuth {
     pub fn new(config: Session, upstream: UpstreamClient, metrics: Arc<Metrics>) -> Self {
-        let evictions = metrics.session_cache_evictions.clone();
-        let cache = Cache::builder()
-            .max_capacity(config.cache_max_entries)
-            .expire_after(VerdictExpiry {
-                positive: config.cache_ttl,
-                negative: config.negative_cache_ttl,
-            })
-            .eviction_listener(move |_, _, cause| {
-                if cause == RemovalCause::Size {
-                    evictions.inc();
-                }
-            })
-            .build();
+        let capacity = usize::try_from(config.cache_max_entries).unwrap_or(usize::MAX);
+        let cache = Cache::with(
+            capacity,
+            config.cache_max_entries,
+            UnitWeighter,
+            DefaultHashBuilder::default(),
+            CountEvictions(metrics.session_cache_evictions.clone()),
+        );
         Self {
             cache,
             config,
@@ -141,25 +147,54 @@ impl SessionAuth {
         cookies: &SessionCookies,
         ctx: &IntrospectionContext<'_>,
     ) -> Result<(Arc<Identity>, CacheOutcome), SessionError> {
-        let entry = self
-            .cache
-            .entry(cookies.cache_key())
-            .or_try_insert_with(self.introspect(cookies, ctx))
-            .await
-            .map_err(|e| {
-                tracing::warn!(request_id = ctx.request_id.to_str().unwrap_or(""), reason = %e, "session introspection unavailable");
-                SessionError::Unavailable { reason: e.to_string() }
-            })?;
-        let fresh = entry.is_fresh();
-        match (entry.into_value(), fresh) {
-            (Verdict::Valid(identity), true) => Ok((identity, CacheOutcome::Miss)),
-            (Verdict::Valid(identity), false) => Ok((identity, CacheOutcome::Hit)),
-            (Verdict::Invalid, true) => Err(SessionError::Rejected {
-                outcome: CacheOutcome::Miss,
-            }),
-            (Verdict::Invalid, false) => Err(SessionError::Rejected {
-                outcome: CacheOutcome::Negative,
-            }),
+        let key = cookies.cache_key();
+        let arrived = Instant::now();
+        loop {
+            let (entry, outcome) = match self.cache.get_value_or_guard_async(&key).await {
+                // A fresh verdict, or the answer of an introspection this
+                // request waited for (a failure is shared only with those).
+                Ok(entry) if entry.usable(arrived) => (entry.verdict, CacheOutcome::Hit),
+                Ok(_) => {
+                    self.cache.remove_if(&key, |entry| !entry.usable(arrived));
+                    continue;
+                }
+                Err(placeholder) => {
+                    let verdict = self.introspect(cookies, ctx).await;
+                    let until = Instant::now() + self.ttl(&verdict);
+                    let _ = placeholder.insert(Entry {
+                        verdict: verdict.clone(),
+                        until,
+                    });
+                    if matches!(verdict, Verdict::Unavailable(_)) {
+                        self.cache
+                            .remove_if(&key, |e| matches!(e.verdict, Verdict::Unavailable(_)));
+                    }
+                    (verdict, CacheOutcome::Miss)
+                }
+            };
+            return match entry {
+                Verdict::Valid(identity) => Ok((identity, outcome)),
+                Verdict::Invalid => Err(SessionError::Rejected {
+                    outcome: match outcome {
+                        CacheOutcome::Hit => CacheOutcome::Negative,
+                        other => other,
+                    },
+                }),
+                Verdict::Unavailable(reason) => {
+                    tracing::warn!(request_id = ctx.request_id.to_str().unwrap_or(""), %reason, "session introspection unavailable");
+                    Err(SessionError::Unavailable {
+                        reason: reason.to_string(),
+                    })
+                }
+            };
+        }
+    }
+
+    fn ttl(&self, verdict: &Verdict) -> Duration {
+        match verdict {
+            Verdict::Valid(_) => self.config.cache_ttl,
+            Verdict::Invalid => self.config.negative_cache_ttl,
+            Verdict::Unavailable(_) => Duration::ZERO,
         }
     }
 
@@ -167,13 +202,16 @@ impl SessionAuth {
         &self,
         cookies: &SessionCookies,
         ctx: &IntrospectionContext<'_>,
-    ) -> Result<Verdict, Unavailable> {
+    ) -> Verdict {
         let started = Instant::now();
-        let verdict = self.ask_psu(cookies, ctx).await;
+        let verdict = self
+            .ask_psu(cookies, ctx)
+            .await
+            .unwrap_or_else(|Unavailable(reason)| Verdict::Unavailable(reason.into()));
         let outcome = match &verdict {
-            Ok(Verdict::Valid(_)) => "valid",
-            Ok(Verdict::Invalid) => "invalid",
-            Err(_) => "failed",
+            Verdict::Valid(_) => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unavailable(_) => "failed",
         };
         self.metrics.introspection(outcome, started.elapsed());
         verdict
@@ -251,6 +289,19 @@ impl SessionAuth {
             },
         );
         Ok(request)
+    }
+}
+
+impl Entry {
+    /// Whether a request that arrived at `arrived` may use this entry: a
+    /// verdict that had not expired when it arrived; a failure only if it
+    /// happened after the request arrived, so it was (or raced) the
+    /// introspection the request waited for.
+    fn usable(&self, arrived: Instant) -> bool {
+        match self.verdict {
+            Verdict::Valid(_) | Verdict::Invalid => arrived < self.until,
+            Verdict::Unavailable(_) => self.until >= arrived,
+        }
     }
 }
 

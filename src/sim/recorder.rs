@@ -24,6 +24,7 @@ pub struct RecordedRequest {
 #[derive(Clone, Debug, Default)]
 pub struct Recorder {
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    recorded: Arc<tokio::sync::Notify>,
 }
 
 impl Recorder {
@@ -33,6 +34,20 @@ impl Recorder {
 
     pub fn record(&self, request: RecordedRequest) {
         self.lock().push(request);
+        self.recorded.notify_waiters();
+    }
+
+    /// Resolves once `n` requests with exactly this path have arrived.
+    pub async fn arrived(&self, path: &str, n: usize) {
+        loop {
+            let recorded = self.recorded.notified();
+            tokio::pin!(recorded);
+            recorded.as_mut().enable();
+            if self.count(path) >= n {
+                return;
+            }
+            recorded.await;
+        }
     }
 
     /// A snapshot, oldest first.

@@ -111,3 +111,52 @@ async fn signed_out_session_stops_working_after_cache_ttl() {
         .assert_problem(401);
     assert_eq!(stack.introspections(), 2);
 }
+
+/// Requests waiting for an introspection that fails share its failure (one
+/// call to PSU, every one of them 503 at once) instead of asking PSU one
+/// after another; the failure is not cached for the next request.
+#[tokio::test]
+async fn waiters_share_a_failed_introspection_and_nothing_is_cached() {
+    const STALLED: &str = "/sim/status/200";
+    let stack = Arc::new(
+        Setup::default()
+            .edit(
+                "introspect_path = \"/api/v1/accessible\"",
+                "introspect_path = \"/sim/status/200?delay_ms=10000\"\nintrospect_timeout = \"2s\"",
+            )
+            .start()
+            .await,
+    );
+    let cookie = Arc::new(format!("{SESSION_COOKIE}=same-for-all"));
+    let request = |stack: Arc<Stack>, cookie: Arc<String>| {
+        tokio::spawn(async move {
+            stack
+                .get("/api/v1/usersession", &[("cookie", &cookie)])
+                .await
+        })
+    };
+    let first = request(stack.clone(), cookie.clone());
+    // The first request's introspection is now stalled at PSU.
+    stack.sim.recorder().arrived(STALLED, 1).await;
+    let waiters: Vec<_> = (0..19)
+        .map(|_| request(stack.clone(), cookie.clone()))
+        .collect();
+    for task in std::iter::once(first).chain(waiters) {
+        task.await.unwrap().assert_problem(503);
+    }
+    assert_eq!(
+        stack.upstream_saw(STALLED).len(),
+        1,
+        "20 requests with one cookie, one introspection"
+    );
+    request(stack.clone(), cookie.clone())
+        .await
+        .unwrap()
+        .assert_problem(503);
+    assert_eq!(
+        stack.upstream_saw(STALLED).len(),
+        2,
+        "a failure is not cached"
+    );
+    assert!(stack.upstream_saw("/api/v1/usersession").is_empty());
+}
