@@ -1,12 +1,17 @@
 //! `psu-gateway`: command-line entry point. Errors print their chain; bad
 //! config or usage exits 2, runtime failures exit 1.
 
+use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use psu_gateway::{check, config, demo, devcert, doctor, server, sim};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+/// The most log output written to stderr in one `write`.
+const LOG_BATCH_BYTES: usize = 64 * 1024;
 
 /// TLS reverse proxy for PowerShell Universal: checks the dashboard user's
 /// session with PSU and injects a server-side app token on allowlisted routes.
@@ -67,7 +72,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let _logs = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -182,15 +187,25 @@ where
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Lines are formatted on the thread that logs and written to stderr by one
+/// writer thread, in batches while lines keep coming (one `write` per batch,
+/// not two per request) and at once when they stop. Nothing is dropped: a
+/// full queue makes the logging thread wait. The returned guard writes out
+/// what is queued when `main` returns.
+fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("psu-log")
+        .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stderr()));
     // Colours only on a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
