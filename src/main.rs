@@ -12,6 +12,10 @@ use tracing_subscriber::EnvFilter;
 
 /// The most log output written to stderr in one `write`.
 const LOG_BATCH_BYTES: usize = 64 * 1024;
+/// Lines queued for the writer before a logging thread waits: about 2 MiB
+/// of access lines, so a stalled stderr (a full journald pipe) slows
+/// requests down instead of growing memory.
+const LOG_QUEUE_LINES: usize = 8 * 1024;
 
 /// TLS reverse proxy for PowerShell Universal: checks the dashboard user's
 /// session with PSU and injects a server-side app token on allowlisted routes.
@@ -196,6 +200,7 @@ fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("psu-log")
         .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stderr()));
     // Colours only on a terminal: journald and log files get plain text.
