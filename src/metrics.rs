@@ -121,7 +121,7 @@ impl Metrics {
         );
         registry.register(
             "session_cache_evictions",
-            "Sessions evicted from the cache because it was full",
+            "Fresh session verdicts pushed out of the cache because it was full",
             m.session_cache_evictions.clone(),
         );
         registry.register(

@@ -8,6 +8,7 @@
 //! of stampeding PSU, and share its answer, failures included.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use prometheus_client::metrics::counter::Counter;
 use quick_cache::sync::Cache;
-use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
 use crate::config::Session;
 use crate::cookies::SessionCookies;
@@ -27,6 +28,10 @@ use crate::upstream::{Body, UpstreamClient};
 
 /// The largest introspection body the gateway reads.
 const MAX_INTROSPECTION_BODY: usize = 64 * 1024;
+/// How often a miss also drops every expired verdict. quick_cache frees
+/// room only when it needs some, and from its cold entries first, so an
+/// expired verdict that had been hot would otherwise keep its place.
+const DROP_EXPIRED_EVERY: Duration = Duration::from_secs(10);
 
 /// Who the session belongs to, as introspection reported it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,19 +93,37 @@ pub enum SessionError {
     Unavailable { reason: String },
 }
 
-/// Counts entries pushed out because the cache is full.
+/// Counts verdicts pushed out while still fresh because the cache is full.
+/// Expired entries stay until pushed out too; those are not counted.
 #[derive(Clone)]
 struct CountEvictions(Counter);
 
 impl Lifecycle<[u8; 32], Entry> for CountEvictions {
     type RequestState = ();
 
-    fn on_evict(&self, _: &mut (), _: [u8; 32], _: Entry) {
-        self.0.inc();
+    fn on_evict(&self, _: &mut (), _: [u8; 32], entry: Entry) {
+        if Instant::now() < entry.until {
+            self.0.inc();
+        }
     }
 }
 
-type VerdictCache = Cache<[u8; 32], Entry, UnitWeighter, DefaultHashBuilder, CountEvictions>;
+/// A verdict weighs 1 against `cache_max_entries`. A failure weighs 0: it
+/// is in the cache only between handing it to the waiters and removing
+/// it, and must not push a live session out on its way.
+#[derive(Clone)]
+struct VerdictWeight;
+
+impl Weighter<[u8; 32], Entry> for VerdictWeight {
+    fn weight(&self, _: &[u8; 32], entry: &Entry) -> u64 {
+        match entry.verdict {
+            Verdict::Valid(_) | Verdict::Invalid => 1,
+            Verdict::Unavailable(_) => 0,
+        }
+    }
+}
+
+type VerdictCache = Cache<[u8; 32], Entry, VerdictWeight, DefaultHashBuilder, CountEvictions>;
 
 /// What the introspection request says about the original request.
 pub struct IntrospectionContext<'a> {
@@ -114,6 +137,9 @@ pub struct IntrospectionContext<'a> {
 
 pub struct SessionAuth {
     cache: VerdictCache,
+    /// When expired verdicts were last dropped, in ms since `created`.
+    dropped_expired: AtomicU64,
+    created: Instant,
     config: Session,
     upstream: UpstreamClient,
     metrics: Arc<Metrics>,
@@ -125,12 +151,14 @@ impl SessionAuth {
         let cache = Cache::with(
             capacity,
             config.cache_max_entries,
-            UnitWeighter,
+            VerdictWeight,
             DefaultHashBuilder::default(),
             CountEvictions(metrics.session_cache_evictions.clone()),
         );
         Self {
             cache,
+            dropped_expired: AtomicU64::new(0),
+            created: Instant::now(),
             config,
             upstream,
             metrics,
@@ -159,6 +187,7 @@ impl SessionAuth {
                     continue;
                 }
                 Err(placeholder) => {
+                    self.drop_expired_now_and_then();
                     let verdict = self.introspect(cookies, ctx).await;
                     let until = Instant::now() + self.ttl(&verdict);
                     let _ = placeholder.insert(Entry {
@@ -188,6 +217,27 @@ impl SessionAuth {
                 }
             };
         }
+    }
+
+    /// On a miss, at most every [`DROP_EXPIRED_EVERY`]: a pass over the
+    /// cache, far cheaper than the introspection the miss is about to make.
+    fn drop_expired_now_and_then(&self) {
+        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.dropped_expired.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= DROP_EXPIRED_EVERY.as_millis() as u64;
+        if due
+            && self
+                .dropped_expired
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.drop_expired();
+        }
+    }
+
+    fn drop_expired(&self) {
+        let now = Instant::now();
+        self.cache.retain(|_, entry| now < entry.until);
     }
 
     fn ttl(&self, verdict: &Verdict) -> Duration {
@@ -387,5 +437,109 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    fn entry(verdict: Verdict, ttl: Duration) -> Entry {
+        Entry {
+            verdict,
+            until: Instant::now() + ttl,
+        }
+    }
+
+    fn cookies(value: &str) -> SessionCookies {
+        let header = format!(".AspNetCore.Identity.Application={value}");
+        match crate::cookies::extract_session(&header, &config().cookies) {
+            Ok(crate::cookies::SessionLookup::Present(cookies)) => cookies,
+            _ => panic!("a session cookie"),
+        }
+    }
+
+    /// A gateway whose PSU refuses connections, with room for two verdicts.
+    async fn auth_without_psu() -> SessionAuth {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let upstream = UpstreamClient::new(&crate::config::Upstream {
+            scheme: http::uri::Scheme::HTTP,
+            authority: addr.to_string().parse().unwrap(),
+            protocol: crate::config::UpstreamProtocol::Http1,
+            ca: vec![],
+            server_name: None,
+            connect_timeout: Duration::from_secs(2),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle: 1,
+            preserve_host: true,
+        })
+        .unwrap();
+        let config = Session {
+            cache_max_entries: 2,
+            ..config()
+        };
+        SessionAuth::new(config, upstream, Arc::new(Metrics::new()))
+    }
+
+    #[tokio::test]
+    async fn a_failed_introspection_pushes_no_session_out_and_is_not_kept() {
+        let auth = auth_without_psu().await;
+        let (a, b) = (cookies("a"), cookies("b"));
+        let valid = || Verdict::Valid(Arc::new(Identity::default()));
+        auth.cache
+            .insert(a.cache_key(), entry(valid(), Duration::from_secs(60)));
+        auth.cache
+            .insert(b.cache_key(), entry(valid(), Duration::from_secs(60)));
+        let id = HeaderValue::from_static("t");
+        let ctx = IntrospectionContext {
+            peer: "127.0.0.1".parse().unwrap(),
+            host: "localhost",
+            upstream_host: "localhost",
+            request_id: &id,
+        };
+        for attempt in ["c", "d", "e"] {
+            let failed = auth.authenticate(&cookies(attempt), &ctx).await;
+            assert!(
+                matches!(failed, Err(SessionError::Unavailable { .. })),
+                "{failed:?}"
+            );
+            assert!(auth.cache.get(&cookies(attempt).cache_key()).is_none());
+        }
+        for kept in [&a, &b] {
+            assert!(matches!(
+                auth.authenticate(kept, &ctx).await,
+                Ok((_, CacheOutcome::Hit))
+            ));
+        }
+        assert_eq!(auth.metrics.session_cache_evictions.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn expired_verdicts_make_room_without_counting_as_evictions() {
+        let auth = auth_without_psu().await;
+        let expired: Vec<_> = ["old1", "old2"].map(|v| cookies(v).cache_key()).into();
+        for key in &expired {
+            auth.cache
+                .insert(*key, entry(Verdict::Invalid, Duration::ZERO));
+        }
+        auth.drop_expired();
+        assert!(auth.cache.is_empty(), "expired verdicts are dropped");
+        let fresh: Vec<_> = (0..10)
+            .map(|n| cookies(&format!("s{n}")).cache_key())
+            .collect();
+        for key in &fresh {
+            auth.cache
+                .insert(*key, entry(Verdict::Invalid, Duration::from_secs(60)));
+        }
+        // Room for two: whichever eight the cache pushed out, each counts.
+        assert_eq!(auth.cache.len(), 2);
+        assert_eq!(auth.metrics.session_cache_evictions.get(), 8);
+        // An expired verdict the cache pushes out for room is not counted.
+        let counter = CountEvictions(Counter::default());
+        counter.on_evict(&mut (), expired[0], entry(Verdict::Invalid, Duration::ZERO));
+        assert_eq!(counter.0.get(), 0);
+        counter.on_evict(
+            &mut (),
+            fresh[0],
+            entry(Verdict::Invalid, Duration::from_secs(60)),
+        );
+        assert_eq!(counter.0.get(), 1);
     }
 }
