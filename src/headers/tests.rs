@@ -248,3 +248,27 @@ fn response_rewrite_strips_hop_by_hop_and_marks_private() {
     mark_private(&mut cached);
     assert_eq!(cached["cache-control"], "max-age=5");
 }
+
+#[test]
+fn every_hop_by_hop_header_is_dropped() {
+    let hop = [
+        ("connection", "close"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("proxy-authorization", "Basic x"),
+        ("te", "gzip"),
+        ("trailer", "x-a"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "websocket"),
+    ];
+    let mut request = map(&hop);
+    strip_hop_by_hop(&mut request, false);
+    assert!(request.is_empty(), "{request:?}");
+    let mut response = map(&hop);
+    strip_response_hop_by_hop(&mut response);
+    assert!(response.is_empty(), "{response:?}");
+    // Names that merely contain a listed one stay.
+    let mut near = map(&[("x-upgrade", "1"), ("connections", "2"), ("tee", "3")]);
+    strip_hop_by_hop(&mut near, false);
+    assert_eq!(near.len(), 3);
+}
