@@ -8,8 +8,7 @@
 //! of stampeding PSU, and share its answer, failures included.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -137,9 +136,8 @@ pub struct IntrospectionContext<'a> {
 
 pub struct SessionAuth {
     cache: VerdictCache,
-    /// When expired verdicts were last dropped, in ms since `created`.
-    dropped_expired: AtomicU64,
-    created: Instant,
+    /// When expired verdicts were last dropped.
+    dropped_expired: Mutex<Instant>,
     config: Session,
     upstream: UpstreamClient,
     metrics: Arc<Metrics>,
@@ -157,8 +155,7 @@ impl SessionAuth {
         );
         Self {
             cache,
-            dropped_expired: AtomicU64::new(0),
-            created: Instant::now(),
+            dropped_expired: Mutex::new(Instant::now()),
             config,
             upstream,
             metrics,
@@ -175,16 +172,39 @@ impl SessionAuth {
         cookies: &SessionCookies,
         ctx: &IntrospectionContext<'_>,
     ) -> Result<(Arc<Identity>, CacheOutcome), SessionError> {
+        let (verdict, outcome) = self.verdict(cookies, ctx).await;
+        match verdict {
+            Verdict::Valid(identity) => Ok((identity, outcome)),
+            Verdict::Invalid => Err(SessionError::Rejected {
+                outcome: match outcome {
+                    CacheOutcome::Hit => CacheOutcome::Negative,
+                    other => other,
+                },
+            }),
+            Verdict::Unavailable(reason) => {
+                tracing::warn!(request_id = ctx.request_id.to_str().unwrap_or(""), %reason, "session introspection unavailable");
+                Err(SessionError::Unavailable {
+                    reason: reason.to_string(),
+                })
+            }
+        }
+    }
+
+    /// The verdict on these cookies: cached, the answer of an introspection
+    /// this request waited for (a failure is shared only with those), or
+    /// PSU's answer now.
+    async fn verdict(
+        &self,
+        cookies: &SessionCookies,
+        ctx: &IntrospectionContext<'_>,
+    ) -> (Verdict, CacheOutcome) {
         let key = cookies.cache_key();
         let arrived = Instant::now();
         loop {
-            let (entry, outcome) = match self.cache.get_value_or_guard_async(&key).await {
-                // A fresh verdict, or the answer of an introspection this
-                // request waited for (a failure is shared only with those).
-                Ok(entry) if entry.usable(arrived) => (entry.verdict, CacheOutcome::Hit),
+            match self.cache.get_value_or_guard_async(&key).await {
+                Ok(entry) if entry.usable(arrived) => return (entry.verdict, CacheOutcome::Hit),
                 Ok(_) => {
                     self.cache.remove_if(&key, |entry| !entry.usable(arrived));
-                    continue;
                 }
                 Err(placeholder) => {
                     self.drop_expired_now_and_then();
@@ -198,39 +218,21 @@ impl SessionAuth {
                         self.cache
                             .remove_if(&key, |e| matches!(e.verdict, Verdict::Unavailable(_)));
                     }
-                    (verdict, CacheOutcome::Miss)
+                    return (verdict, CacheOutcome::Miss);
                 }
-            };
-            return match entry {
-                Verdict::Valid(identity) => Ok((identity, outcome)),
-                Verdict::Invalid => Err(SessionError::Rejected {
-                    outcome: match outcome {
-                        CacheOutcome::Hit => CacheOutcome::Negative,
-                        other => other,
-                    },
-                }),
-                Verdict::Unavailable(reason) => {
-                    tracing::warn!(request_id = ctx.request_id.to_str().unwrap_or(""), %reason, "session introspection unavailable");
-                    Err(SessionError::Unavailable {
-                        reason: reason.to_string(),
-                    })
-                }
-            };
+            }
         }
     }
 
     /// On a miss, at most every [`DROP_EXPIRED_EVERY`]: a pass over the
     /// cache, far cheaper than the introspection the miss is about to make.
     fn drop_expired_now_and_then(&self) {
-        let now = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let last = self.dropped_expired.load(Ordering::Relaxed);
-        let due = now.saturating_sub(last) >= DROP_EXPIRED_EVERY.as_millis() as u64;
-        if due
-            && self
-                .dropped_expired
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        let Ok(mut last) = self.dropped_expired.try_lock() else {
+            return;
+        };
+        if last.elapsed() >= DROP_EXPIRED_EVERY {
+            *last = Instant::now();
+            drop(last);
             self.drop_expired();
         }
     }
