@@ -105,8 +105,6 @@ async function watch(context, page, label) {
     cookies.set(e.requestId, Object.keys(e.headers).some((n) => n.toLowerCase() === "cookie"));
   });
   cdp.on("Network.responseReceivedExtraInfo", (e) => {
-    const r = api.get(e.requestId);
-    if (r) r.status = e.statusCode;
     if (hasToken(e.headersText || JSON.stringify(e.headers))) {
       leak(urls.get(e.requestId) || "?", "raw response head");
     }
@@ -130,6 +128,11 @@ async function watch(context, page, label) {
     pending.push(
       (async () => {
         const url = e.request.url;
+        // The status is taken here, where every response is paused: the
+        // Network ExtraInfo events are not always delivered (a loaded CI
+        // run once lost the dashboard's).
+        const r = api.get(e.networkId);
+        if (r) r.status = e.responseStatusCode ?? null;
         try {
           report.scanned.responses += 1;
           for (const { name, value } of e.responseHeaders || []) {
