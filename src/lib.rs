@@ -23,6 +23,7 @@ pub mod path;
 pub mod problem;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod rewrite;
 pub mod rotation;
 pub mod routes;
 pub mod secret;

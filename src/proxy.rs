@@ -6,23 +6,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{
-    HeaderValue, CONTENT_LENGTH, COOKIE, HOST, SEC_WEBSOCKET_KEY, TRANSFER_ENCODING,
-};
+use http::header::{HeaderValue, CONTENT_LENGTH, COOKIE, SEC_WEBSOCKET_KEY, TRANSFER_ENCODING};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::body::{BodyFault, FaultFlag, GuardedBody};
 use crate::config::{Config, UpstreamProtocol};
-use crate::cookies::{
-    extract_session, join_cookie_fields, strip_session_cookies, CookieError, SessionLookup,
-};
-use crate::headers::{self, ForwardedFor, X_REQUEST_ID};
+use crate::cookies::{extract_session, join_cookie_fields, CookieError, SessionLookup};
+use crate::headers::{self, X_REQUEST_ID};
 use crate::metrics::{Metrics, RouteCounters};
 use crate::path::{normalize_path, route_key};
 use crate::problem::{problem_response, Rejection};
-use crate::routes::{Access, ClientCredentials, Route};
+use crate::rewrite::{rewrite_head, HeadRewrite};
+use crate::routes::{Access, Route};
 use crate::server::ConnectionSlot;
 use crate::session::{CacheOutcome, IntrospectionContext, SessionAuth};
 use crate::target::{check_target, validated_host};
@@ -371,46 +368,35 @@ impl Gateway {
             .upstream
             .uri(path, parts.uri.query())
             .ok_or(Rejection::Unforwardable)?;
-        let headers = &mut parts.headers;
-        headers::strip_hop_by_hop(headers, parts.version >= Version::HTTP_2);
-        let earlier = headers::strip_forwarding(headers, ex.trusted);
-        let names = self
-            .sessions
-            .as_ref()
-            .map_or(&[][..], SessionAuth::cookie_names);
-        let cookie = match route.access {
-            Access::Inject => cookie.and_then(|c| strip_session_cookies(&c, names)),
-            Access::Public | Access::Session | Access::Deny => cookie,
-        };
-        set_cookie(headers, cookie);
+        let upstream_host = HeaderValue::from_str(self.upstream_host(host))
+            .map_err(|_| Rejection::Unforwardable)?;
         let credential_header = self.config.credential.as_ref().map(|c| &c.header);
-        if route.access == Access::Inject || route.client_credentials == ClientCredentials::Strip {
-            headers::strip_client_credentials(headers, credential_header);
-        }
-        // Set: only now, after every strip.
-        headers::set_forwarding(
-            headers,
-            &ForwardedFor {
+        // One load: the token logged is the token sent, even when the file
+        // rotates mid-request.
+        let token = match (route.access, credential_header, &self.token) {
+            (Access::Inject, Some(_), Some(store)) => Some(store.current()),
+            _ => None,
+        };
+        rewrite_head(
+            &mut parts.headers,
+            cookie,
+            &HeadRewrite {
+                route,
+                keep_te_trailers: parts.version >= Version::HTTP_2,
+                trusted_peer: ex.trusted,
+                session_cookies: self
+                    .sessions
+                    .as_ref()
+                    .map_or(&[][..], SessionAuth::cookie_names),
+                credential_header,
                 peer: ex.peer.ip().to_canonical(),
                 host,
+                upstream_host,
                 request_id: ex.request_id,
-                earlier: earlier.for_chain.as_deref(),
+                inject: credential_header.zip(token.as_ref().map(|t| &t.header_value)),
             },
         );
-        let upstream_host = self.upstream_host(host);
-        headers.insert(
-            HOST,
-            HeaderValue::from_str(upstream_host).map_err(|_| Rejection::Unforwardable)?,
-        );
-        if let (Access::Inject, Some(name), Some(store)) =
-            (route.access, credential_header, &self.token)
-        {
-            // One load: the token logged is the token sent, even when the
-            // file rotates mid-request.
-            let token = store.current();
-            headers.insert(name.clone(), token.header_value.clone());
-            *injected = Some(token);
-        }
+        *injected = token;
         parts.uri = uri;
         parts.version = match self.config.upstream.protocol {
             UpstreamProtocol::Http1 => Version::HTTP_11,
@@ -423,21 +409,6 @@ impl Gateway {
             fault.clone(),
         );
         Ok(Request::from_parts(parts, body.map_err(Into::into).boxed()))
-    }
-}
-
-/// Several `Cookie` fields (h2 splits them) travel as one joined field; a
-/// field that is not text is forwarded as sent (it cannot hold a session).
-fn set_cookie(headers: &mut HeaderMap, cookie: Option<String>) {
-    let Some(joined) = cookie else {
-        if headers.get_all(COOKIE).iter().all(|v| v.to_str().is_ok()) {
-            headers.remove(COOKIE);
-        }
-        return;
-    };
-    if let Ok(mut value) = HeaderValue::from_str(&joined) {
-        value.set_sensitive(true);
-        headers.insert(COOKIE, value);
     }
 }
 
