@@ -141,7 +141,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
         .iter()
         .flat_map(list_tokens)
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .filter(|n| *n != header::HOST && *n != header::COOKIE)
+        .filter(|n| *n != header::HOST && *n != header::COOKIE && !is_hop_by_hop(n))
         .collect();
     let te_trailers = keep_te_trailers && has_token(headers, header::TE, "trailers");
     remove_hop_by_hop(headers, &named);
@@ -169,16 +169,11 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, named: &[HeaderName]) {
     remove_listed(headers, |name| named.contains(name) || is_hop_by_hop(name));
 }
 
-/// Removes every field whose name `listed` picks. One pass over the names
-/// present (a dozen, usually none of them listed) instead of a hash lookup
-/// per listed name.
+/// Removes every field whose name `listed` picks. A scan of the names
+/// present (a dozen, usually one or two of them listed) per removal: no
+/// hash lookup per listed name and no allocation.
 fn remove_listed(headers: &mut HeaderMap, listed: impl Fn(&HeaderName) -> bool) {
-    let found: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| listed(name))
-        .cloned()
-        .collect();
-    for name in found {
+    while let Some(name) = headers.keys().find(|name| listed(name)).cloned() {
         headers.remove(name);
     }
 }
