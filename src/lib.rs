@@ -4,7 +4,8 @@
 //!
 //! The request path is [`proxy::Gateway::handle`]; the pure pieces it is
 //! built from ([`path`], [`routes`], [`headers`], [`cookies`], [`csrf`],
-//! [`target`]) are public so tests and benches can drive them directly.
+//! [`target`], [`rewrite`]) are public so tests and benches can drive them
+//! directly.
 
 pub mod admin;
 pub mod body;
