@@ -91,7 +91,7 @@ fn rewrite(
         host: "psu.example.com",
         upstream_host: HeaderValue::from_str("psu.example.com").unwrap(),
         request_id,
-        inject: Some((&headers::X_PSU_AUTHORIZATION, credential)),
+        token: Some(credential),
     };
     rewrite_head(&mut h, cookie, &plan);
     h

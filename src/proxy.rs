@@ -393,7 +393,7 @@ impl Gateway {
                 host,
                 upstream_host,
                 request_id: ex.request_id,
-                inject: credential_header.zip(token.as_ref().map(|t| &t.header_value)),
+                token: token.as_ref().map(|t| &t.header_value),
             },
         );
         *injected = token;

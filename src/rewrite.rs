@@ -23,8 +23,8 @@ pub struct HeadRewrite<'a> {
     pub trusted_peer: bool,
     /// The configured session cookie names.
     pub session_cookies: &'a [String],
-    /// The configured credential header, when it is not one of the two
-    /// standard ones.
+    /// The configured credential header: stripped from clients along with
+    /// the two standard ones, and the header the token goes in.
     pub credential_header: Option<&'a HeaderName>,
     pub peer: IpAddr,
     /// The request's validated Host, for X-Forwarded-Host.
@@ -32,9 +32,8 @@ pub struct HeadRewrite<'a> {
     /// The Host PSU sees (`upstream.preserve_host`).
     pub upstream_host: HeaderValue,
     pub request_id: &'a HeaderValue,
-    /// The credential header and the app token's value; set only when the
-    /// route injects.
-    pub inject: Option<(&'a HeaderName, &'a HeaderValue)>,
+    /// The app token's header value; set only when the route injects.
+    pub token: Option<&'a HeaderValue>,
 }
 
 /// Rewrites `headers` for the upstream. `cookie` is the request's `Cookie`
@@ -63,7 +62,8 @@ pub fn rewrite_head(headers: &mut HeaderMap, cookie: Option<String>, plan: &Head
         },
     );
     headers.insert(HOST, plan.upstream_host.clone());
-    if let (Access::Inject, Some((name, value))) = (access, plan.inject) {
+    if let (Access::Inject, Some(name), Some(value)) = (access, plan.credential_header, plan.token)
+    {
         headers.insert(name.clone(), value.clone());
     }
 }
@@ -124,12 +124,12 @@ mod tests {
             keep_te_trailers: false,
             trusted_peer: false,
             session_cookies: &names,
-            credential_header: None,
+            credential_header: Some(&X_PSU_AUTHORIZATION),
             peer: "203.0.113.7".parse().unwrap(),
             host: "psu.example.com",
             upstream_host: HeaderValue::from_static("psu.internal"),
             request_id: &request_id,
-            inject: Some((&X_PSU_AUTHORIZATION, &token)),
+            token: Some(&token),
         };
         rewrite_head(&mut headers, cookie, &plan);
         headers
