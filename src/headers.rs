@@ -136,15 +136,8 @@ fn list_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
 /// except the ones the routing and session decisions were made on: dropping
 /// `Host` or `Cookie` would forward a different request than the one checked.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(list_tokens)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .filter(|n| *n != header::HOST && *n != header::COOKIE && !is_hop_by_hop(n))
-        .collect();
     let te_trailers = keep_te_trailers && has_token(headers, header::TE, "trailers");
-    remove_hop_by_hop(headers, &named);
+    remove_hop_by_hop(headers, &[header::HOST, header::COOKIE]);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
@@ -164,8 +157,16 @@ pub fn strip_forwarding(headers: &mut HeaderMap, trusted_peer: bool) -> Forwarde
     kept
 }
 
-/// Removes the hop-by-hop fields and those a `Connection` field `named`.
-fn remove_hop_by_hop(headers: &mut HeaderMap, named: &[HeaderName]) {
+/// Removes the hop-by-hop fields and those a `Connection` field names,
+/// except the `spared` ones.
+fn remove_hop_by_hop(headers: &mut HeaderMap, spared: &[HeaderName]) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(list_tokens)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|n| !is_hop_by_hop(n) && !spared.contains(n))
+        .collect();
     remove_listed(headers, |name| named.contains(name) || is_hop_by_hop(name));
 }
 
@@ -233,13 +234,7 @@ pub fn set_forwarding(headers: &mut HeaderMap, f: &ForwardedFor<'_>) {
 /// Strips hop-by-hop headers from an upstream response (and those its
 /// `Connection` names).
 pub fn strip_response_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(list_tokens)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    remove_hop_by_hop(headers, &named);
+    remove_hop_by_hop(headers, &[]);
 }
 
 /// Responses on authenticated routes carry per-user data: keep them out of
