@@ -84,34 +84,37 @@ async function watch(context, page, label) {
   page.on("console", (msg) => log(`[${label} console.${msg.type()}]`, msg.text()));
   const cdp = await context.newCDPSession(page);
   const urls = new Map();
+  // The API requests' facts arrive on separate events whose order is not
+  // guaranteed: a loaded CI run delivered a response's status (once on
+  // Network.responseReceivedExtraInfo, once on Fetch.requestPaused) before
+  // the request's own Network.requestWillBeSent. So each fact is kept by
+  // request id, the request is noted by whichever event names it first,
+  // and the facts are joined when the page closes.
   const api = new Map();
+  const statuses = new Map();
   const cookies = new Map();
+  const failures = new Map();
+  const noteApi = (id, href) => {
+    const url = new URL(href);
+    if (url.pathname === "/api/v1/usersession" && !api.has(id)) {
+      api.set(id, { page: label, url: href, via: url.searchParams.get("via") });
+    }
+  };
   cdp.on("Network.requestWillBeSent", (e) => {
     urls.set(e.requestId, e.request.url);
-    const url = new URL(e.request.url);
-    if (url.pathname === "/api/v1/usersession") {
-      api.set(e.requestId, {
-        page: label,
-        url: e.request.url,
-        via: url.searchParams.get("via"),
-        status: null,
-        cookie_sent: null,
-        failure: null,
-      });
-    }
+    noteApi(e.requestId, e.request.url);
   });
-  // May arrive before or after requestWillBeSent.
   cdp.on("Network.requestWillBeSentExtraInfo", (e) => {
     cookies.set(e.requestId, Object.keys(e.headers).some((n) => n.toLowerCase() === "cookie"));
   });
+  cdp.on("Network.responseReceived", (e) => statuses.set(e.requestId, e.response.status));
   cdp.on("Network.responseReceivedExtraInfo", (e) => {
     if (hasToken(e.headersText || JSON.stringify(e.headers))) {
       leak(urls.get(e.requestId) || "?", "raw response head");
     }
   });
   cdp.on("Network.loadingFailed", (e) => {
-    const r = api.get(e.requestId);
-    if (r) r.failure = e.corsErrorStatus ? `CORS ${e.corsErrorStatus.corsError}` : e.errorText;
+    failures.set(e.requestId, e.corsErrorStatus ? `CORS ${e.corsErrorStatus.corsError}` : e.errorText);
   });
   cdp.on("Network.webSocketHandshakeResponseReceived", (e) => {
     report.scanned.ws_handshakes += 1;
@@ -128,11 +131,12 @@ async function watch(context, page, label) {
     pending.push(
       (async () => {
         const url = e.request.url;
-        // The status is taken here, where every response is paused: the
-        // Network ExtraInfo events are not always delivered (a loaded CI
-        // run once lost the dashboard's).
-        const r = api.get(e.networkId);
-        if (r) r.status = e.responseStatusCode ?? null;
+        // Every response is paused here, so this status is there even
+        // when the page never sees the response (CORS, navigation).
+        if (e.networkId) {
+          noteApi(e.networkId, url);
+          if (e.responseStatusCode) statuses.set(e.networkId, e.responseStatusCode);
+        }
         try {
           report.scanned.responses += 1;
           for (const { name, value } of e.responseHeaders || []) {
@@ -160,8 +164,12 @@ async function watch(context, page, label) {
   // Read when the page closes, after every event for it has arrived.
   return () => {
     for (const [id, r] of api) {
-      r.cookie_sent = cookies.get(id) ?? null;
-      report.api_requests.push(r);
+      report.api_requests.push({
+        ...r,
+        status: statuses.get(id) ?? null,
+        cookie_sent: cookies.get(id) ?? null,
+        failure: failures.get(id) ?? null,
+      });
     }
   };
 }

@@ -186,8 +186,8 @@ async fn a_browser_uses_the_api_with_its_session_and_never_sees_the_token() {
         |page: &str| -> Vec<&Value> { requests.iter().filter(|r| r["page"] == page).collect() };
     let own = from("dashboard");
     assert_eq!(own.len(), 1, "{requests:?}");
-    assert_eq!(own[0]["status"], 200);
-    assert_eq!(own[0]["cookie_sent"], true);
+    assert_eq!(own[0]["status"], 200, "{}", own[0]);
+    assert_eq!(own[0]["cookie_sent"], true, "{}", own[0]);
     for (page, cookie) in [("cross-site", false), ("same-site", true)] {
         let attempts = from(page);
         assert_eq!(attempts.len(), 2, "{page}: {requests:?}");
