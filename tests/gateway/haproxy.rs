@@ -26,15 +26,19 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// Collects a child's output lines for assertions and failure messages.
-fn collect(stream: impl AsyncRead + Unpin + Send + 'static, into: &Arc<Mutex<Vec<String>>>) {
+/// Collects a child's output lines for assertions and failure messages,
+/// until the stream ends.
+fn collect(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    into: &Arc<Mutex<Vec<String>>>,
+) -> JoinHandle<()> {
     let into = into.clone();
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             into.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 /// Polls `ready` until it holds; panics with `what` and `log` after 30s.
@@ -59,9 +63,8 @@ struct Instance {
 
 impl Instance {
     async fn start(dir: &Path, name: &str, upstream: SocketAddr) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = format!(
-            "[listen]\naddr = \"{addr}\"\nproxy_protocol = true\n\n[tls]\ncert = \"gateway.crt\"\nkey = \"gateway.key\"\n\n[limits]\nshutdown_grace = \"20s\"\n\n[forwarding]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n[upstream]\nurl = \"http://{upstream}\"\n\n[[route]]\nname = \"all\"\nprefix = \"/\"\naccess = \"public\"\n"
+            "[listen]\naddr = \"127.0.0.1:0\"\nproxy_protocol = true\n\n[tls]\ncert = \"gateway.crt\"\nkey = \"gateway.key\"\n\n[limits]\nshutdown_grace = \"20s\"\n\n[forwarding]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\n[upstream]\nurl = \"http://{upstream}\"\n\n[[route]]\nname = \"all\"\nprefix = \"/\"\naccess = \"public\"\n"
         );
         let file = format!("{name}.toml");
         std::fs::write(dir.join(&file), config).unwrap();
@@ -75,14 +78,19 @@ impl Instance {
             .unwrap();
         let log = Arc::default();
         collect(child.stderr.take().unwrap(), &log);
-        let instance = Self { child, addr, log };
+        // Port 0: the bound address is read from the "listening" line.
+        let bound = || {
+            let lines = log.lock().unwrap();
+            lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["message"] == "listening")
+                .map(|v| v["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap())
+        };
         let listening = format!("{name} listening");
-        wait_for(&listening, &instance.log, || instance.logged("listening")).await;
-        instance
-    }
-
-    fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        wait_for(&listening, &log, || bound().is_some()).await;
+        let addr = bound().unwrap();
+        Self { child, addr, log }
     }
 
     /// Access-log lines (JSON) for requests to `path`.
@@ -126,13 +134,77 @@ fn haproxy_config(front: u16, gw1: SocketAddr, gw2: SocketAddr) -> String {
                 Some("user" | "group" | "chroot")
             )
         };
+        // haproxy refuses a file whose last line has no newline.
         text = text
             .lines()
             .filter(|l| !privileged(l))
-            .collect::<Vec<_>>()
-            .join("\n");
+            .map(|l| format!("{l}\n"))
+            .collect();
     }
     text
+}
+
+/// Starts haproxy on the shipped config in front of two instances, on a
+/// free port, and waits until it forwards. haproxy cannot report a port it
+/// chose, so the port is picked here; if another process takes it first,
+/// haproxy exits and a new one is tried.
+async fn start_balancer(
+    bin: &str,
+    dir: &Path,
+    gw1: &Instance,
+    gw2: &Instance,
+    ca: &[u8],
+) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
+    for attempt in 1..=5 {
+        let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let cfg: PathBuf = dir.join("haproxy.cfg");
+        std::fs::write(&cfg, haproxy_config(front.port(), gw1.addr, gw2.addr)).unwrap();
+        let mut haproxy = Command::new(bin)
+            .arg("-f")
+            .arg(&cfg)
+            .arg("-db")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let output = [
+            collect(haproxy.stdout.take().unwrap(), &log),
+            collect(haproxy.stderr.take().unwrap(), &log),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = haproxy.try_wait().unwrap() {
+                for reader in output {
+                    reader.await.unwrap();
+                }
+                let text = log.lock().unwrap().join("\n");
+                assert!(
+                    text.contains("cannot bind"),
+                    "haproxy exited ({status}):\n{text}"
+                );
+                eprintln!(
+                    "haproxy: port {} was taken (attempt {attempt}), another",
+                    front.port()
+                );
+                break;
+            }
+            // Bounded: while haproxy starts, the port may belong to
+            // another process that never answers.
+            let ready = request(front, ca, "/sim/status/200?ready");
+            if let Ok(Ok(200)) = tokio::time::timeout(Duration::from_secs(2), ready).await {
+                return (haproxy, front, log);
+            }
+            let text = log.lock().unwrap().join("\n");
+            assert!(
+                Instant::now() < deadline,
+                "haproxy never forwarded:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("haproxy found no free port in 5 attempts");
 }
 
 /// haproxy on PATH, or where Debian puts it (a non-root PATH has no sbin).
@@ -213,27 +285,8 @@ async fn two_instances_behind_haproxy_share_load_and_survive_losing_one() {
     let sim = Sim::spawn(SimOptions::default(), listener).await.unwrap();
     let mut gw1 = Instance::start(dir.path(), "gw1", sim.addr()).await;
     let gw2 = Instance::start(dir.path(), "gw2", sim.addr()).await;
-    let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let cfg: PathBuf = dir.path().join("haproxy.cfg");
-    std::fs::write(&cfg, haproxy_config(front.port(), gw1.addr, gw2.addr)).unwrap();
-    let mut haproxy = Command::new(haproxy)
-        .arg("-f")
-        .arg(&cfg)
-        .arg("-db")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let balancer_log: Arc<Mutex<Vec<String>>> = Arc::default();
-    collect(haproxy.stdout.take().unwrap(), &balancer_log);
-    collect(haproxy.stderr.take().unwrap(), &balancer_log);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while request(front, &ca, "/sim/status/200?ready").await != Ok(200) {
-        let log = balancer_log.lock().unwrap().join("\n");
-        assert!(Instant::now() < deadline, "haproxy never forwarded:\n{log}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (mut haproxy, front, balancer_log) =
+        start_balancer(haproxy, dir.path(), &gw1, &gw2, &ca).await;
 
     // Both instances serve, and each hears of the real client.
     for i in 0..20 {
