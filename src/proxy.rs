@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::header::{HeaderValue, CONTENT_LENGTH, COOKIE, SEC_WEBSOCKET_KEY, TRANSFER_ENCODING};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
@@ -27,6 +27,9 @@ use crate::token::{ActiveToken, TokenStore};
 use crate::upstream::{Body, UpstreamBuildError, UpstreamClient, UpstreamError};
 use crate::{csrf, session, tunnel};
 
+mod record;
+use record::Record;
+
 /// Everything a request needs: config, the upstream pool, the session
 /// cache, the token. One `Gateway` per config generation: a reload builds a
 /// new one and requests already running finish on the old.
@@ -46,20 +49,6 @@ struct Exchange<'a> {
     /// `forwarding.trusted_proxies`.
     trusted: bool,
     request_id: &'a HeaderValue,
-}
-
-/// What the access log line reports about one request.
-#[derive(Debug, Default)]
-struct Record {
-    path: Option<String>,
-    route: Option<String>,
-    access: Option<Access>,
-    identity: Option<String>,
-    cache: Option<CacheOutcome>,
-    injected: bool,
-    /// The token this request carried upstream, for the audit line.
-    token: Option<Arc<ActiveToken>>,
-    upstream_time: Option<Duration>,
 }
 
 impl Gateway {
@@ -130,14 +119,14 @@ impl Gateway {
                 .headers_mut()
                 .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
-        log_access(&record, &method, &ex, bytes_in, &response, started);
+        record.log_access(&method, &ex, bytes_in, &response, started);
         self.counters
             .answered(record.route.as_deref(), response.status(), record.injected);
         if let Some(took) = record.upstream_time {
             self.metrics.upstream_seconds.observe(took.as_secs_f64());
         }
         if let Some(token) = record.token.take() {
-            self.log_audit(&record, &method, &ex, &response, &token.fingerprint);
+            record.log_audit(&method, &ex, &response, &token.fingerprint);
         }
         response
     }
@@ -452,58 +441,4 @@ fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
                 .unwrap_or_else(|_| HeaderValue::from_static("-"))
         }
     }
-}
-
-impl Gateway {
-    /// Every request the token went out on, on its own `audit` target.
-    fn log_audit(
-        &self,
-        record: &Record,
-        method: &http::Method,
-        ex: &Exchange<'_>,
-        response: &Response<Body>,
-        token_fingerprint: &str,
-    ) {
-        tracing::info!(
-            target: "audit",
-            request_id = ex.request_id.to_str().unwrap_or(""),
-            identity = record.identity.as_deref().unwrap_or("-"),
-            route = record.route.as_deref().unwrap_or("-"),
-            method = %method,
-            path = record.path.as_deref().unwrap_or("-"),
-            peer = %ex.peer,
-            upstream_status = response.status().as_u16(),
-            token = token_fingerprint,
-        );
-    }
-}
-
-fn log_access(
-    record: &Record,
-    method: &http::Method,
-    ex: &Exchange<'_>,
-    bytes_in: Option<u64>,
-    response: &Response<Body>,
-    started: Instant,
-) {
-    // Declared sizes: the bodies stream, so the log line is written when
-    // the response head goes out.
-    let bytes_out = declared_length(response.headers());
-    tracing::info!(
-        target: "access",
-        request_id = ex.request_id.to_str().unwrap_or(""),
-        peer = %ex.peer,
-        method = %method,
-        path = record.path.as_deref().unwrap_or("-"),
-        route = record.route.as_deref().unwrap_or("-"),
-        access = record.access.map_or("-", Access::as_str),
-        identity = record.identity.as_deref().unwrap_or("-"),
-        status = response.status().as_u16(),
-        bytes_in,
-        bytes_out,
-        total_ms = started.elapsed().as_secs_f64() * 1000.0,
-        upstream_ms = record.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
-        cache = record.cache.unwrap_or(CacheOutcome::None).as_str(),
-        injected = record.injected,
-    );
 }

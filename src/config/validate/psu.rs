@@ -1,0 +1,277 @@
+//! The sections about PSU: upstream, session (introspection), credential (the app token).
+
+use std::time::Duration;
+
+use http::header::HeaderName;
+
+use super::Validator;
+use crate::config::raw::{self, S};
+use crate::config::{Credential, Session, TokenSource, Upstream, UpstreamProtocol};
+use crate::secret::Secret;
+use crate::tls;
+
+impl Validator<'_> {
+    pub(super) fn upstream(&mut self, raw: &raw::RawUpstream) -> Option<Upstream> {
+        let url = parse_upstream_url(raw.url.get_ref())
+            .map_err(|e| self.err(&raw.url, "upstream.url", e));
+        let protocol = match raw.protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
+            None | Some((_, "http1")) => UpstreamProtocol::Http1,
+            Some((_, "h2")) => UpstreamProtocol::H2,
+            Some((p, _)) => {
+                self.err(p, "upstream.protocol", "must be \"http1\" or \"h2\"");
+                UpstreamProtocol::Http1
+            }
+        };
+        let https = url
+            .as_ref()
+            .is_ok_and(|(scheme, _)| *scheme == http::uri::Scheme::HTTPS);
+        let mut ca = Vec::new();
+        if let Some(path) = &raw.ca {
+            if !https {
+                self.err(path, "upstream.ca", "only applies to an https upstream.url");
+            } else if let Ok(certs) = tls::read_certs(&self.resolve(path.get_ref()))
+                .map_err(|e| self.err(path, "upstream.ca", e))
+            {
+                ca = certs;
+            }
+        }
+        let server_name = raw.server_name.as_ref().and_then(|name| {
+            if !https {
+                self.err(
+                    name,
+                    "upstream.server_name",
+                    "only applies to an https upstream.url",
+                );
+                return None;
+            }
+            let valid = rustls_pki_types::ServerName::try_from(name.get_ref().as_str()).is_ok();
+            if !valid {
+                self.err(
+                    name,
+                    "upstream.server_name",
+                    "not a valid DNS name or IP address",
+                );
+            }
+            valid.then(|| name.get_ref().clone())
+        });
+        let connect_timeout = self.positive_duration(
+            &raw.connect_timeout,
+            "upstream.connect_timeout",
+            Duration::from_secs(3),
+        );
+        let pool_idle_timeout = self.positive_duration(
+            &raw.pool_idle_timeout,
+            "upstream.pool_idle_timeout",
+            Duration::from_secs(90),
+        );
+        let pool_max_idle = self.integer(
+            &raw.pool_max_idle,
+            "upstream.pool_max_idle",
+            64,
+            (0, 100_000),
+        ) as usize;
+        let (scheme, authority) = url.ok()?;
+        Some(Upstream {
+            scheme,
+            authority,
+            protocol,
+            ca,
+            server_name,
+            connect_timeout,
+            pool_idle_timeout,
+            pool_max_idle,
+            preserve_host: raw.preserve_host,
+        })
+    }
+
+    pub(super) fn session(&mut self, raw: &raw::RawSession) -> Option<Session> {
+        let mut cookies = Vec::new();
+        match &raw.cookies {
+            Some(list) if list.get_ref().is_empty() => {
+                self.err(list, "session.cookies", "must name at least one cookie")
+            }
+            Some(list) => {
+                for name in list.get_ref() {
+                    if is_token(name.get_ref()) && !cookies.contains(name.get_ref()) {
+                        cookies.push(name.get_ref().clone());
+                    } else {
+                        self.err(name, "session.cookies", "not a valid, unique cookie name");
+                    }
+                }
+            }
+            None => cookies.push(".AspNetCore.Identity.Application".to_owned()),
+        }
+        let introspect_path = match &raw.introspect_path {
+            None => Some(http::uri::PathAndQuery::from_static("/api/v1/accessible")),
+            Some(p) => {
+                let parsed = p
+                    .get_ref()
+                    .parse::<http::uri::PathAndQuery>()
+                    .ok()
+                    .filter(|pq| {
+                        pq.path().starts_with('/')
+                            && crate::path::normalize_path(pq.path()).as_deref() == Ok(pq.path())
+                    });
+                if parsed.is_none() {
+                    self.err(
+                        p,
+                        "session.introspect_path",
+                        "must be a normalized absolute path such as \"/api/v1/accessible\"",
+                    );
+                }
+                parsed
+            }
+        };
+        let identity_pointer = self.pointer(&raw.identity_pointer, "session.identity_pointer");
+        let roles_pointer = self.pointer(&raw.roles_pointer, "session.roles_pointer");
+        Some(Session {
+            cookies,
+            introspect_path: introspect_path?,
+            identity_pointer,
+            roles_pointer,
+            cache_ttl: self.duration(&raw.cache_ttl, "session.cache_ttl", Duration::from_secs(30)),
+            negative_cache_ttl: self.duration(
+                &raw.negative_cache_ttl,
+                "session.negative_cache_ttl",
+                Duration::from_secs(5),
+            ),
+            cache_max_entries: self.integer(
+                &raw.cache_max_entries,
+                "session.cache_max_entries",
+                100_000,
+                (1, 100_000_000),
+            ),
+            introspect_timeout: self.positive_duration(
+                &raw.introspect_timeout,
+                "session.introspect_timeout",
+                Duration::from_secs(2),
+            ),
+        })
+    }
+
+    fn pointer(&mut self, value: &Option<S<String>>, key: &str) -> Option<String> {
+        let value = value.as_ref()?;
+        let text = value.get_ref();
+        if text.is_empty() || text.starts_with('/') {
+            Some(text.clone())
+        } else {
+            self.err(
+                value,
+                key,
+                "a JSON pointer is empty or starts with '/', e.g. \"/roles\"",
+            );
+            None
+        }
+    }
+
+    pub(super) fn credential(&mut self, raw: &S<raw::RawCredential>) -> Option<Credential> {
+        let c = raw.get_ref();
+        let header = match &c.header {
+            None => Some(HeaderName::from_static("x-psu-authorization")),
+            Some(h) => {
+                let name = HeaderName::from_bytes(h.get_ref().as_bytes())
+                    .ok()
+                    .filter(|n| !is_reserved_header(n) && !n.as_str().contains('_'));
+                if name.is_none() {
+                    self.err(h, "credential.header", "must be a valid header name without '_' that is not hop-by-hop, Host, Cookie or an X-Forwarded-* header");
+                }
+                name
+            }
+        };
+        let scheme = match &c.scheme {
+            None => "Bearer".to_owned(),
+            Some(s) if s.get_ref().is_empty() || is_token(s.get_ref()) => s.get_ref().clone(),
+            Some(s) => {
+                self.err(
+                    s,
+                    "credential.scheme",
+                    "must be an auth scheme token such as \"Bearer\", or \"\" for the bare token",
+                );
+                String::new()
+            }
+        };
+        let (source, token) = match (&c.token_file, &c.token_env) {
+            (Some(file), None) => {
+                let path = self.resolve(file.get_ref());
+                let token = std::fs::read_to_string(&path)
+                    // Never echo the value: an operator may have pasted the token here.
+                    .map_err(|e| format!("cannot read the file named here: {e}"));
+                (
+                    TokenSource::File(path),
+                    token
+                        .map_err(|e| self.err(file, "credential.token_file", e))
+                        .ok()
+                        .and_then(|t| self.token(t, file, "credential.token_file")),
+                )
+            }
+            (None, Some(var)) => {
+                let token = std::env::var(var.get_ref()).map_err(|_| {
+                    "the environment variable named here is not set or not valid UTF-8".to_owned()
+                });
+                (
+                    TokenSource::Env(var.get_ref().clone()),
+                    token
+                        .map_err(|e| self.err(var, "credential.token_env", e))
+                        .ok()
+                        .and_then(|t| self.token(t, var, "credential.token_env")),
+                )
+            }
+            _ => {
+                self.err(raw, "credential", "set exactly one of token_file or token_env (the token is never written in this file)");
+                return None;
+            }
+        };
+        Some(Credential {
+            header: header?,
+            scheme,
+            source,
+            token: token?,
+        })
+    }
+
+    /// Checks a token without ever putting its text in a message.
+    fn token(&mut self, text: String, at: &S<String>, key: &str) -> Option<Secret> {
+        crate::token::parse_token(&text)
+            .map_err(|e| self.err(at, key, e.to_string()))
+            .ok()
+    }
+}
+
+fn parse_upstream_url(text: &str) -> Result<(http::uri::Scheme, http::uri::Authority), String> {
+    let uri: http::Uri = text.parse().map_err(|e| format!("not a URL: {e}"))?;
+    let scheme = uri.scheme().cloned().ok_or("expected scheme://host:port")?;
+    if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+        return Err("the scheme must be http or https".to_owned());
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or("expected scheme://host:port")?;
+    if authority.as_str().contains('@') {
+        return Err("credentials in the URL are not allowed".to_owned());
+    }
+    let path_ok = uri
+        .path_and_query()
+        .is_none_or(|pq| pq.as_str() == "/" || pq.as_str().is_empty());
+    if !path_ok {
+        return Err("no path or query: the upstream URL is scheme://host:port only".to_owned());
+    }
+    Ok((scheme, authority))
+}
+
+/// RFC 9110 token characters.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_reserved_header(name: &HeaderName) -> bool {
+    crate::headers::is_hop_by_hop(name)
+        || matches!(
+            name.as_str(),
+            "host" | "cookie" | "content-length" | "forwarded" | "x-real-ip" | "x-request-id"
+        )
+        || name.as_str().starts_with("x-forwarded-")
+}

@@ -1,0 +1,82 @@
+//! What the access and audit log lines report about one request, and the
+//! two lines themselves.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::Response;
+
+use super::{declared_length, Exchange};
+use crate::routes::Access;
+use crate::session::CacheOutcome;
+use crate::token::ActiveToken;
+use crate::upstream::Body;
+
+/// What the access and audit lines report about one request; the pipeline
+/// fills it in step by step.
+#[derive(Debug, Default)]
+pub(super) struct Record {
+    pub(super) path: Option<String>,
+    pub(super) route: Option<String>,
+    pub(super) access: Option<Access>,
+    pub(super) identity: Option<String>,
+    pub(super) cache: Option<CacheOutcome>,
+    pub(super) injected: bool,
+    /// The token this request carried upstream, for the audit line.
+    pub(super) token: Option<Arc<ActiveToken>>,
+    pub(super) upstream_time: Option<Duration>,
+}
+
+impl Record {
+    /// One line per request on the `access` target.
+    pub(super) fn log_access(
+        &self,
+        method: &http::Method,
+        ex: &Exchange<'_>,
+        bytes_in: Option<u64>,
+        response: &Response<Body>,
+        started: Instant,
+    ) {
+        // Declared sizes: the bodies stream, so the log line is written when
+        // the response head goes out.
+        let bytes_out = declared_length(response.headers());
+        tracing::info!(
+            target: "access",
+            request_id = ex.request_id.to_str().unwrap_or(""),
+            peer = %ex.peer,
+            method = %method,
+            path = self.path.as_deref().unwrap_or("-"),
+            route = self.route.as_deref().unwrap_or("-"),
+            access = self.access.map_or("-", Access::as_str),
+            identity = self.identity.as_deref().unwrap_or("-"),
+            status = response.status().as_u16(),
+            bytes_in,
+            bytes_out,
+            total_ms = started.elapsed().as_secs_f64() * 1000.0,
+            upstream_ms = self.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+            cache = self.cache.unwrap_or(CacheOutcome::None).as_str(),
+            injected = self.injected,
+        );
+    }
+
+    /// Every request the token went out on, on its own `audit` target.
+    pub(super) fn log_audit(
+        &self,
+        method: &http::Method,
+        ex: &Exchange<'_>,
+        response: &Response<Body>,
+        token_fingerprint: &str,
+    ) {
+        tracing::info!(
+            target: "audit",
+            request_id = ex.request_id.to_str().unwrap_or(""),
+            identity = self.identity.as_deref().unwrap_or("-"),
+            route = self.route.as_deref().unwrap_or("-"),
+            method = %method,
+            path = self.path.as_deref().unwrap_or("-"),
+            peer = %ex.peer,
+            upstream_status = response.status().as_u16(),
+            token = token_fingerprint,
+        );
+    }
+}
