@@ -1,4 +1,5 @@
-//! Introspection answers, the session cache and its single flight.
+//! Introspection answers, and the session cache after a failed lookup and
+//! when verdicts expire.
 
 use super::*;
 

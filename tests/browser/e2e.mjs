@@ -85,13 +85,17 @@ async function watch(context, page, label) {
   const cdp = await context.newCDPSession(page);
   const urls = new Map();
   // The API requests' facts arrive on separate events whose order is not
-  // guaranteed: a loaded CI run delivered a response's status (once on
-  // Network.responseReceivedExtraInfo, once on Fetch.requestPaused) before
-  // the request's own Network.requestWillBeSent. So each fact is kept by
-  // request id, the request is noted by whichever event names it first,
-  // and the facts are joined when the page closes.
+  // guaranteed: a loaded CI run delivered a response's status (on
+  // Fetch.requestPaused) before the request's own
+  // Network.requestWillBeSent. So each fact is kept by request id, the
+  // request is noted by whichever of the two names it first, and the facts
+  // are joined when the page closes.
   const api = new Map();
   const statuses = new Map();
+  // Whether the browser attached a Cookie field: from the paused response's
+  // request when there is one, else from the request's ExtraInfo (a
+  // request aborted before its response is never paused).
+  const pausedCookies = new Map();
   const cookies = new Map();
   const failures = new Map();
   const noteApi = (id, href) => {
@@ -107,7 +111,6 @@ async function watch(context, page, label) {
   cdp.on("Network.requestWillBeSentExtraInfo", (e) => {
     cookies.set(e.requestId, Object.keys(e.headers).some((n) => n.toLowerCase() === "cookie"));
   });
-  cdp.on("Network.responseReceived", (e) => statuses.set(e.requestId, e.response.status));
   cdp.on("Network.responseReceivedExtraInfo", (e) => {
     if (hasToken(e.headersText || JSON.stringify(e.headers))) {
       leak(urls.get(e.requestId) || "?", "raw response head");
@@ -131,13 +134,16 @@ async function watch(context, page, label) {
     pending.push(
       (async () => {
         const url = e.request.url;
-        // Every response is paused here, so this status is there even
-        // when the page never sees the response (CORS, navigation).
-        if (e.networkId) {
-          noteApi(e.networkId, url);
-          if (e.responseStatusCode) statuses.set(e.networkId, e.responseStatusCode);
-        }
         try {
+          // Every response is paused here, so the status is the one the
+          // gateway sent, there even when the page never sees the
+          // response (CORS, navigation).
+          if (e.networkId) {
+            noteApi(e.networkId, url);
+            if (e.responseStatusCode) statuses.set(e.networkId, e.responseStatusCode);
+            const names = Object.keys(e.request.headers);
+            pausedCookies.set(e.networkId, names.some((n) => n.toLowerCase() === "cookie"));
+          }
           report.scanned.responses += 1;
           for (const { name, value } of e.responseHeaders || []) {
             if (hasToken(`${name}: ${value}`)) leak(url, `header ${name}`);
@@ -167,7 +173,7 @@ async function watch(context, page, label) {
       report.api_requests.push({
         ...r,
         status: statuses.get(id) ?? null,
-        cookie_sent: cookies.get(id) ?? null,
+        cookie_sent: pausedCookies.get(id) ?? cookies.get(id) ?? null,
         failure: failures.get(id) ?? null,
       });
     }

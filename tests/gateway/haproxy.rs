@@ -176,8 +176,10 @@ async fn start_balancer(
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = haproxy.try_wait().unwrap() {
+                // haproxy -db does not fork: its pipes close as it exits.
                 for reader in output {
-                    reader.await.unwrap();
+                    let closed = tokio::time::timeout(Duration::from_secs(10), reader).await;
+                    closed.expect("haproxy's output closed").unwrap();
                 }
                 let text = log.lock().unwrap().join("\n");
                 assert!(
