@@ -120,8 +120,11 @@ impl Gateway {
                 .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         record.log_access(&method, &ex, bytes_in, &response, started);
-        self.counters
-            .answered(record.route.as_deref(), response.status(), record.injected);
+        self.counters.answered(
+            record.route.as_deref(),
+            response.status(),
+            record.injected(),
+        );
         if let Some(took) = record.upstream_time {
             self.metrics.upstream_seconds.observe(took.as_secs_f64());
         }
@@ -183,20 +186,12 @@ impl Gateway {
         });
         // 10. Strip, then set.
         let fault = FaultFlag::default();
-        let mut upstream_request = self.rewrite(
-            request,
-            route,
-            ex,
-            &path,
-            &host,
-            cookie,
-            &fault,
-            &mut record.token,
-        )?;
+        let (mut upstream_request, token) =
+            self.rewrite(request, route, ex, &path, &host, cookie, &fault)?;
+        record.token = token;
         if websocket {
             tunnel::set_upgrade_headers(upstream_request.headers_mut());
         }
-        record.injected = route.access == Access::Inject;
         // 11. Forward, streaming the body under its size and gap limits.
         let sent = Instant::now();
         let response = self
@@ -340,6 +335,7 @@ impl Gateway {
         }
     }
 
+    /// The request for PSU, and the app token it carries (inject routes).
     #[allow(clippy::too_many_arguments)]
     fn rewrite(
         &self,
@@ -350,8 +346,7 @@ impl Gateway {
         host: &str,
         cookie: Option<String>,
         fault: &FaultFlag,
-        injected: &mut Option<Arc<ActiveToken>>,
-    ) -> Result<Request<Body>, Rejection> {
+    ) -> Result<(Request<Body>, Option<Arc<ActiveToken>>), Rejection> {
         let (mut parts, body) = request.into_parts();
         let uri = self
             .upstream
@@ -362,8 +357,8 @@ impl Gateway {
         let credential_header = self.config.credential.as_ref().map(|c| &c.header);
         // One load: the token logged is the token sent, even when the file
         // rotates mid-request.
-        let token = match (route.access, credential_header, &self.token) {
-            (Access::Inject, Some(_), Some(store)) => Some(store.current()),
+        let token = match (route.access, &self.token) {
+            (Access::Inject, Some(store)) => Some(store.current()),
             _ => None,
         };
         rewrite_head(
@@ -385,7 +380,6 @@ impl Gateway {
                 token: token.as_ref().map(|t| &t.header_value),
             },
         );
-        *injected = token;
         parts.uri = uri;
         parts.version = match self.config.upstream.protocol {
             UpstreamProtocol::Http1 => Version::HTTP_11,
@@ -397,7 +391,8 @@ impl Gateway {
             self.config.limits.body_timeout,
             fault.clone(),
         );
-        Ok(Request::from_parts(parts, body.map_err(Into::into).boxed()))
+        let request = Request::from_parts(parts, body.map_err(Into::into).boxed());
+        Ok((request, token))
     }
 }
 

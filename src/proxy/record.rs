@@ -21,13 +21,19 @@ pub(super) struct Record {
     pub(super) access: Option<Access>,
     pub(super) identity: Option<String>,
     pub(super) cache: Option<CacheOutcome>,
-    pub(super) injected: bool,
     /// The token this request carried upstream, for the audit line.
     pub(super) token: Option<Arc<ActiveToken>>,
     pub(super) upstream_time: Option<Duration>,
 }
 
 impl Record {
+    /// The request was sent on with the app token. Inject routes need a
+    /// `[credential]`, so this is exactly "the route injects and every
+    /// check passed".
+    pub(super) fn injected(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// One line per request on the `access` target.
     pub(super) fn log_access(
         &self,
@@ -55,7 +61,7 @@ impl Record {
             total_ms = started.elapsed().as_secs_f64() * 1000.0,
             upstream_ms = self.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
             cache = self.cache.unwrap_or(CacheOutcome::None).as_str(),
-            injected = self.injected,
+            injected = self.injected(),
         );
     }
 
