@@ -93,7 +93,7 @@ fn rewrite(
         request_id,
         token: Some(credential),
     };
-    rewrite_head(&mut h, cookie, &plan);
+    rewrite_head(&mut h, cookie, plan);
     h
 }
 

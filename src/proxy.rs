@@ -364,7 +364,7 @@ impl Gateway {
         rewrite_head(
             &mut parts.headers,
             cookie,
-            &HeadRewrite {
+            HeadRewrite {
                 route,
                 keep_te_trailers: parts.version >= Version::HTTP_2,
                 trusted_peer: ex.trusted,

@@ -39,7 +39,7 @@ pub struct HeadRewrite<'a> {
 /// Rewrites `headers` for the upstream. `cookie` is the request's `Cookie`
 /// fields joined into one (`None` when there were none or they were not
 /// text).
-pub fn rewrite_head(headers: &mut HeaderMap, cookie: Option<String>, plan: &HeadRewrite<'_>) {
+pub fn rewrite_head(headers: &mut HeaderMap, cookie: Option<String>, plan: HeadRewrite<'_>) {
     let access = plan.route.access;
     headers::strip_hop_by_hop(headers, plan.keep_te_trailers);
     let earlier = headers::strip_forwarding(headers, plan.trusted_peer);
@@ -61,7 +61,7 @@ pub fn rewrite_head(headers: &mut HeaderMap, cookie: Option<String>, plan: &Head
             earlier: earlier.for_chain.as_deref(),
         },
     );
-    headers.insert(HOST, plan.upstream_host.clone());
+    headers.insert(HOST, plan.upstream_host);
     if let (Access::Inject, Some(name), Some(value)) = (access, plan.credential_header, plan.token)
     {
         headers.insert(name.clone(), value.clone());
@@ -131,7 +131,7 @@ mod tests {
             request_id: &request_id,
             token: Some(&token),
         };
-        rewrite_head(&mut headers, cookie, &plan);
+        rewrite_head(&mut headers, cookie, plan);
         headers
     }
 
