@@ -158,6 +158,24 @@ impl Validator<'_> {
         }
     }
 
+    /// The value `text` names among `choices`, or an error listing them.
+    fn one_of<T: Copy>(&mut self, text: &S<String>, key: &str, choices: &[(&str, T)]) -> Option<T> {
+        if let Some((_, value)) = choices.iter().find(|(name, _)| name == text.get_ref()) {
+            return Some(*value);
+        }
+        let quoted: Vec<String> = choices
+            .iter()
+            .map(|(name, _)| format!("\"{name}\""))
+            .collect();
+        let listed = match quoted.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.err(text, key, format!("must be {listed}"));
+        None
+    }
+
     fn socket_addr(&mut self, value: &S<String>, key: &str) -> Option<SocketAddr> {
         let parsed = value.get_ref().parse::<SocketAddr>();
         if parsed.is_err() {

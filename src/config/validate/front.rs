@@ -52,14 +52,12 @@ impl Validator<'_> {
         let key_path = self.resolve(raw.key.get_ref());
         let certs = tls::read_certs(&cert_path).map_err(|e| self.err(&raw.cert, "tls.cert", e));
         let key = tls::read_key(&key_path).map_err(|e| self.err(&raw.key, "tls.key", e));
-        let min_version = match raw.min_version.as_ref().map(|v| (v, v.get_ref().as_str())) {
-            None | Some((_, "1.2")) => TlsVersion::V1_2,
-            Some((_, "1.3")) => TlsVersion::V1_3,
-            Some((v, _)) => {
-                self.err(v, "tls.min_version", "must be \"1.2\" or \"1.3\"");
-                TlsVersion::V1_2
-            }
-        };
+        let versions = [("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
+        let min_version = raw
+            .min_version
+            .as_ref()
+            .and_then(|v| self.one_of(v, "tls.min_version", &versions))
+            .unwrap_or(TlsVersion::V1_2);
         let hsts = raw.hsts.as_ref().and_then(|h| {
             let value = HeaderValue::from_str(h.get_ref())
                 .ok()

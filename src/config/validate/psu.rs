@@ -14,14 +14,15 @@ impl Validator<'_> {
     pub(super) fn upstream(&mut self, raw: &raw::RawUpstream) -> Option<Upstream> {
         let url = parse_upstream_url(raw.url.get_ref())
             .map_err(|e| self.err(&raw.url, "upstream.url", e));
-        let protocol = match raw.protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
-            None | Some((_, "http1")) => UpstreamProtocol::Http1,
-            Some((_, "h2")) => UpstreamProtocol::H2,
-            Some((p, _)) => {
-                self.err(p, "upstream.protocol", "must be \"http1\" or \"h2\"");
-                UpstreamProtocol::Http1
-            }
-        };
+        let protocols = [
+            ("http1", UpstreamProtocol::Http1),
+            ("h2", UpstreamProtocol::H2),
+        ];
+        let protocol = raw
+            .protocol
+            .as_ref()
+            .and_then(|p| self.one_of(p, "upstream.protocol", &protocols))
+            .unwrap_or(UpstreamProtocol::Http1);
         let https = url
             .as_ref()
             .is_ok_and(|(scheme, _)| *scheme == http::uri::Scheme::HTTPS);

@@ -111,19 +111,14 @@ impl Validator<'_> {
                 "an empty methods list matches nothing; remove it to allow any method",
             );
         }
-        let access = match raw.access.as_ref().map(|a| (a, a.get_ref().as_str())) {
-            Some((_, "public")) => Some(Access::Public),
-            Some((_, "session")) => Some(Access::Session),
-            Some((_, "inject")) => Some(Access::Inject),
-            Some((_, "deny")) => Some(Access::Deny),
-            Some((a, _)) => {
-                self.err(
-                    a,
-                    &format!("{key}.access"),
-                    "must be \"public\", \"session\", \"inject\" or \"deny\"",
-                );
-                None
-            }
+        let accesses = [
+            ("public", Access::Public),
+            ("session", Access::Session),
+            ("inject", Access::Inject),
+            ("deny", Access::Deny),
+        ];
+        let access = match &raw.access {
+            Some(a) => self.one_of(a, &format!("{key}.access"), &accesses),
             None => {
                 self.err(r, &format!("{key}.access"), "is required");
                 None
@@ -145,30 +140,27 @@ impl Validator<'_> {
             );
         }
         let roles = self.route_roles(raw, key, access, sections);
-        let client_credentials = match (
-            raw.client_credentials
-                .as_ref()
-                .map(|c| (c, c.get_ref().as_str())),
-            access,
-        ) {
-            (Some((_, "strip")), _) => ClientCredentials::Strip,
-            (Some((c, "forward")), Access::Inject) => {
+        let credentials_key = format!("{key}.client_credentials");
+        let choices = [
+            ("strip", ClientCredentials::Strip),
+            ("forward", ClientCredentials::Forward),
+        ];
+        let chosen = raw
+            .client_credentials
+            .as_ref()
+            .map(|c| (c, self.one_of(c, &credentials_key, &choices)));
+        let client_credentials = match (chosen, access) {
+            (Some((c, Some(ClientCredentials::Forward))), Access::Inject) => {
                 self.err(
                     c,
-                    &format!("{key}.client_credentials"),
+                    &credentials_key,
                     "an inject route always strips client credentials",
                 );
                 ClientCredentials::Strip
             }
-            (Some((_, "forward")), _) => ClientCredentials::Forward,
-            (Some((c, _)), _) => {
-                self.err(
-                    c,
-                    &format!("{key}.client_credentials"),
-                    "must be \"strip\" or \"forward\"",
-                );
-                ClientCredentials::Strip
-            }
+            (Some((_, Some(chosen))), _) => chosen,
+            // Refused above: strip, the safe side.
+            (Some((_, None)), _) => ClientCredentials::Strip,
             (None, Access::Public) => ClientCredentials::Forward,
             (None, _) => ClientCredentials::Strip,
         };
