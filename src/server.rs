@@ -243,7 +243,9 @@ impl Dispatcher {
                 }
             }
         }
+        // The listener is closed: new connections are refused from here.
         let grace = self.live.current().config().limits.shutdown_grace;
+        tracing::info!(?grace, "stopped accepting; draining");
         let deadline = tokio::time::Instant::now() + grace;
         let _ = self.stopping.send(true);
         // Every connection and every tunnel holds a slot until it ends.
