@@ -19,6 +19,7 @@ pub mod doctor;
 pub mod duration;
 pub mod headers;
 pub mod live;
+pub mod logline;
 pub mod metrics;
 pub mod path;
 pub mod problem;
