@@ -13,11 +13,12 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::format::{Format, Full, Json, Writer};
+use tracing_subscriber::fmt::time::SystemTime as SystemTimer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -50,6 +51,20 @@ impl<F> Lines<F> {
     }
 }
 
+impl Lines<Format<Full, SystemTimer>> {
+    /// For `--log-format pretty`, the subscriber's default fields.
+    pub fn pretty() -> Self {
+        Self::new(Format::default(), Layout::Pretty)
+    }
+}
+
+impl Lines<Format<Json, SystemTimer>> {
+    /// For `--log-format json`, with `JsonFields` and events flattened.
+    pub fn json() -> Self {
+        Self::new(Format::default().json().flatten_event(true), Layout::Json)
+    }
+}
+
 impl<S, N, F> FormatEvent<S, N> for Lines<F>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -62,23 +77,43 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        let plain = TARGETS.contains(&meta.target())
-            && meta.fields().field("message").is_none()
-            && !(self.layout == Layout::Pretty && writer.has_ansi_escapes())
-            && ctx.event_scope().is_none();
-        if !plain {
-            return self.inner.format_event(ctx, writer, event);
-        }
-        match self.layout {
-            Layout::Pretty => write_pretty(&mut writer, event, SystemTime::now()),
-            Layout::Json => write_json(&mut writer, event, SystemTime::now()),
+        let since = ordinary_time(SystemTime::now()).filter(|_| {
+            ours(event)
+                && !(self.layout == Layout::Pretty && writer.has_ansi_escapes())
+                && ctx.event_scope().is_none()
+        });
+        match (since, self.layout) {
+            (Some(since), Layout::Pretty) => write_pretty(&mut writer, event, since),
+            (Some(since), Layout::Json) => write_json(&mut writer, event, since),
+            (None, _) => self.inner.format_event(ctx, writer, event),
         }
     }
 }
 
-fn write_pretty(w: &mut impl fmt::Write, event: &Event<'_>, now: SystemTime) -> fmt::Result {
-    write_timestamp(w, now)?;
+/// An access or audit event as `proxy::record` writes them: in the current
+/// span context, no message, no field names tracing-subscriber rewrites
+/// (`r#` raw identifiers) or hides (`log.` metadata).
+fn ours(event: &Event<'_>) -> bool {
+    let meta = event.metadata();
+    TARGETS.contains(&meta.target())
+        && event.is_contextual()
+        && meta.fields().iter().all(|field| {
+            let name = field.name();
+            name != "message" && !name.starts_with("r#") && !name.starts_with("log.")
+        })
+}
+
+/// The time since the epoch, if it is one written here: from 1970 to the
+/// end of year 9999 (tracing-subscriber writes other years differently).
+fn ordinary_time(now: SystemTime) -> Option<Duration> {
+    const YEAR_10000: u64 = 253_402_300_800;
+    now.duration_since(UNIX_EPOCH)
+        .ok()
+        .filter(|since| since.as_secs() < YEAR_10000)
+}
+
+fn write_pretty(w: &mut impl fmt::Write, event: &Event<'_>, since: Duration) -> fmt::Result {
+    write_timestamp(w, since)?;
     w.write_char(' ')?;
     w.write_str(pretty_level(event.metadata().level()))?;
     w.write_char(' ')?;
@@ -94,9 +129,9 @@ fn write_pretty(w: &mut impl fmt::Write, event: &Event<'_>, now: SystemTime) -> 
     w.write_char('\n')
 }
 
-fn write_json(w: &mut impl fmt::Write, event: &Event<'_>, now: SystemTime) -> fmt::Result {
+fn write_json(w: &mut impl fmt::Write, event: &Event<'_>, since: Duration) -> fmt::Result {
     w.write_str("{\"timestamp\":\"")?;
-    write_timestamp(w, now)?;
+    write_timestamp(w, since)?;
     w.write_str("\",\"level\":\"")?;
     w.write_str(event.metadata().level().as_str())?;
     w.write_char('"')?;
@@ -315,12 +350,10 @@ thread_local! {
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-/// `now` as tracing-subscriber's `SystemTime` timer writes it:
-/// `2026-11-29T10:01:02.123456Z` (UTC, microseconds, truncated).
-fn write_timestamp(w: &mut impl fmt::Write, now: SystemTime) -> fmt::Result {
-    let Ok(since) = now.duration_since(UNIX_EPOCH) else {
-        return w.write_str("<unknown time>");
-    };
+/// A time [`ordinary_time`] let through, as tracing-subscriber's
+/// `SystemTime` timer writes it: `2026-11-29T10:01:02.123456Z` (UTC,
+/// microseconds, truncated).
+fn write_timestamp(w: &mut impl fmt::Write, since: Duration) -> fmt::Result {
     let secs = since.as_secs();
     SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();

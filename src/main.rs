@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use psu_gateway::logline::{Layout, Lines};
+use psu_gateway::logline::Lines;
 use psu_gateway::{check, config, demo, devcert, doctor, server, sim};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::fmt::format::Format;
 use tracing_subscriber::EnvFilter;
 
 /// The most log output written to stderr in one `write`.
@@ -212,16 +211,11 @@ fn init_logging(format: LogFormat) -> WorkerGuard {
         .with_writer(writer);
     // Access and audit lines take a faster path that prints the same bytes.
     match format {
-        LogFormat::Pretty => builder
-            .event_format(Lines::new(Format::default(), Layout::Pretty))
-            .init(),
+        LogFormat::Pretty => builder.event_format(Lines::pretty()).init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .event_format(Lines::new(
-                Format::default().json().flatten_event(true),
-                Layout::Json,
-            ))
+            .event_format(Lines::json())
             .init(),
     }
     guard

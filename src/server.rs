@@ -245,9 +245,9 @@ impl Dispatcher {
         }
         // The listener is closed: new connections are refused from here.
         let grace = self.live.current().config().limits.shutdown_grace;
-        tracing::info!(?grace, "stopped accepting; draining");
         let deadline = tokio::time::Instant::now() + grace;
         let _ = self.stopping.send(true);
+        tracing::info!(?grace, "stopped accepting; draining");
         // Every connection and every tunnel holds a slot until it ends.
         let drained = slots.acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX));
         if tokio::time::timeout_at(deadline, drained).await.is_err() {

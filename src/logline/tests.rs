@@ -2,7 +2,9 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tracing_subscriber::fmt::format::{DefaultFields, JsonFields};
 use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::Registry;
 
 use super::*;
 
@@ -45,43 +47,67 @@ where
     }
 }
 
-/// Runs `emit` under tracing-subscriber's own formatter for `layout` and
-/// under [`Lines`] wrapping [`Inner`]; returns both outputs.
-fn both(layout: Layout, emit: impl Fn()) -> (String, String) {
-    let theirs = Captured::default();
-    let ours = Captured::default();
-    let (t, o) = (theirs.clone(), ours.clone());
+/// What `emit` logs through a pretty-layout subscriber using `format`.
+fn pretty_with<E>(format: E, emit: impl Fn()) -> String
+where
+    E: FormatEvent<Registry, DefaultFields> + Send + Sync + 'static,
+{
+    let out = Captured::default();
+    let o = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || o.clone())
+        .event_format(format)
+        .finish();
+    tracing::subscriber::with_default(subscriber, emit);
+    out.text()
+}
+
+/// What `emit` logs through a JSON-layout subscriber using `format`.
+fn json_with<E>(format: E, emit: impl Fn()) -> String
+where
+    E: FormatEvent<Registry, JsonFields> + Send + Sync + 'static,
+{
+    let out = Captured::default();
+    let o = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(move || o.clone())
+        .event_format(format)
+        .finish();
+    tracing::subscriber::with_default(subscriber, emit);
+    out.text()
+}
+
+/// What `emit` logs with tracing-subscriber's own formatter for `layout`,
+/// with [`Lines`] wrapping [`Inner`] (so a line written by the wrapped
+/// formatter shows), and with [`Lines`] as `main` builds it.
+fn three(layout: Layout, emit: impl Fn()) -> [String; 3] {
     match layout {
-        Layout::Pretty => {
-            let reference = tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(move || t.clone())
-                .finish();
-            tracing::subscriber::with_default(reference, &emit);
-            let fast = tracing_subscriber::fmt()
-                .with_ansi(false)
-                .with_writer(move || o.clone())
-                .event_format(Lines::new(Inner, Layout::Pretty))
-                .finish();
-            tracing::subscriber::with_default(fast, &emit);
-        }
-        Layout::Json => {
-            let reference = tracing_subscriber::fmt()
-                .json()
-                .flatten_event(true)
-                .with_writer(move || t.clone())
-                .finish();
-            tracing::subscriber::with_default(reference, &emit);
-            let fast = tracing_subscriber::fmt()
-                .json()
-                .flatten_event(true)
-                .with_writer(move || o.clone())
-                .event_format(Lines::new(Inner, Layout::Json))
-                .finish();
-            tracing::subscriber::with_default(fast, &emit);
-        }
+        Layout::Pretty => [
+            pretty_with(Format::default(), &emit),
+            pretty_with(Lines::new(Inner, Layout::Pretty), &emit),
+            pretty_with(Lines::pretty(), &emit),
+        ],
+        Layout::Json => [
+            json_with(Format::default().json().flatten_event(true), &emit),
+            json_with(Lines::new(Inner, Layout::Json), &emit),
+            json_with(Lines::json(), &emit),
+        ],
     }
-    (theirs.text(), ours.text())
+}
+
+/// Asserts `ours` is `theirs` but for the timestamps, line by line.
+fn same_but_time(layout: Layout, theirs: &str, ours: &str) {
+    assert_eq!(
+        theirs.lines().count(),
+        ours.lines().count(),
+        "{theirs}\n{ours}"
+    );
+    for (t, o) in theirs.lines().zip(ours.lines()) {
+        assert_eq!(untimed(layout, t).0, untimed(layout, o).0, "{layout:?}");
+    }
 }
 
 /// The line with its timestamp cut out, and the timestamp.
@@ -146,7 +172,7 @@ fn access_and_audit_lines_match_tracing_subscribers_byte_for_byte() {
     for layout in [Layout::Pretty, Layout::Json] {
         for (i, value) in HOSTILE.iter().enumerate() {
             let ms = [0.0, 0.1, 1.0, 1e-7, 123_456.789, 1e21, 2.5e-3][i % 7];
-            let (theirs, ours) = both(layout, || {
+            let [theirs, marked, ours] = three(layout, || {
                 access(value, value, ms, (i % 2 == 0).then_some(ms * 3.0));
                 tracing::info!(
                     target: "audit",
@@ -154,15 +180,14 @@ fn access_and_audit_lines_match_tracing_subscribers_byte_for_byte() {
                     identity = "admin",
                     upstream_status = 200u16,
                     signed = -42i64,
+                    injected = false,
                     token = "1a2b3c4d",
                 );
             });
             assert_eq!(theirs.lines().count(), 2, "{theirs}");
-            for (t, o) in theirs.lines().zip(ours.lines()) {
-                assert_ne!(o, "inner", "{layout:?} {value:?} was not written here");
-                assert_eq!(untimed(layout, t).0, untimed(layout, o).0, "{layout:?}");
-            }
-            assert_eq!(ours.lines().count(), 2);
+            assert!(!marked.contains("inner"), "{layout:?} {value:?}: {marked}");
+            same_but_time(layout, &theirs, &marked);
+            same_but_time(layout, &theirs, &ours);
         }
     }
 }
@@ -170,14 +195,19 @@ fn access_and_audit_lines_match_tracing_subscribers_byte_for_byte() {
 #[test]
 fn other_events_and_lines_inside_a_span_go_to_the_wrapped_formatter() {
     for layout in [Layout::Pretty, Layout::Json] {
-        let (_, ours) = both(layout, || {
+        let emit = || {
             tracing::info!(addr = "127.0.0.1:1", "listening");
             tracing::warn!(target: "access", "a message");
+            tracing::info!(target: "access", status = 200u16, log.file = "x.rs");
             let span = tracing::info_span!("conn", id = 1);
             let _entered = span.enter();
             access("/in/a/span", "-", 1.0, None);
-        });
-        assert_eq!(ours, "inner\ninner\ninner\n", "{layout:?}");
+            tracing::info!(target: "access", parent: None, path = "/root", status = 200u16);
+        };
+        let [theirs, marked, ours] = three(layout, emit);
+        assert_eq!(marked, "inner\n".repeat(5), "{layout:?}");
+        // Lines::pretty() and Lines::json() wrap the formatter they replace.
+        same_but_time(layout, &theirs, &ours);
     }
 }
 
@@ -198,7 +228,7 @@ fn a_terminal_gets_the_coloured_pretty_line_not_this_one() {
 fn timestamps_are_utc_with_microseconds() {
     let at = |secs: u64, nanos: u32| {
         let mut s = String::new();
-        write_timestamp(&mut s, UNIX_EPOCH + Duration::new(secs, nanos)).unwrap();
+        write_timestamp(&mut s, Duration::new(secs, nanos)).unwrap();
         s
     };
     assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
@@ -213,9 +243,16 @@ fn timestamps_are_utc_with_microseconds() {
         "2025-11-29T10:01:02.123456Z"
     );
     assert_eq!(at(4_102_444_799, 1_000), "2099-12-31T23:59:59.000001Z");
-    let mut before = String::new();
-    write_timestamp(&mut before, UNIX_EPOCH - Duration::from_secs(1)).unwrap();
-    assert_eq!(before, "<unknown time>");
+    assert_eq!(at(253_402_300_799, 0), "9999-12-31T23:59:59.000000Z");
+}
+
+#[test]
+fn years_outside_1970_to_9999_are_left_to_tracing_subscriber() {
+    let last = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    assert!(ordinary_time(last).is_some());
+    assert!(ordinary_time(last + Duration::from_secs(1)).is_none());
+    assert!(ordinary_time(UNIX_EPOCH).is_some());
+    assert!(ordinary_time(UNIX_EPOCH - Duration::from_nanos(1)).is_none());
 }
 
 #[test]
@@ -227,7 +264,8 @@ fn timestamps_match_tracing_subscribers_clock() {
             .format_time(&mut Writer::new(&mut theirs))
             .unwrap();
         let mut ours = String::new();
-        write_timestamp(&mut ours, SystemTime::now()).unwrap();
+        let since = ordinary_time(SystemTime::now()).unwrap();
+        write_timestamp(&mut ours, since).unwrap();
         assert_eq!(theirs.len(), ours.len(), "{theirs} {ours}");
         if theirs[..19] == ours[..19] {
             return;

@@ -143,6 +143,11 @@ async fn sigterm_lets_an_open_tunnel_finish_then_exits_0() {
     echo(&mut socket, "before").await;
     gateway.signal("TERM");
     until_closed(&gateway).await;
+    // The process is still running (the tunnel holds it): nothing answers.
+    assert!(
+        tokio::net::TcpStream::connect(gateway.addr).await.is_err(),
+        "still accepting after 'stopped accepting'"
+    );
     // Stopped accepting, but the tunnel still carries traffic.
     echo(&mut socket, "after SIGTERM").await;
     // Close handshake, then the client hangs up, as a browser does.
