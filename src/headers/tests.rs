@@ -272,3 +272,36 @@ fn every_hop_by_hop_header_is_dropped() {
     strip_hop_by_hop(&mut near, false);
     assert_eq!(near.len(), 3);
 }
+
+proptest::proptest! {
+    /// X-Forwarded-For carries the peer exactly as `Display` writes it.
+    #[test]
+    fn ip_text_is_what_display_writes(v4: u32, v6: u128) {
+        for ip in [
+            IpAddr::from(std::net::Ipv4Addr::from(v4)),
+            IpAddr::from(std::net::Ipv6Addr::from(v6)),
+            IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
+        ] {
+            let mut text = String::new();
+            push_ip(&mut text, ip);
+            proptest::prop_assert_eq!(text, ip.to_string());
+        }
+    }
+}
+
+#[test]
+fn ip_text_edges() {
+    for ip in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "100.10.1.0",
+        "9.99.199.200",
+        "::ffff:1.2.3.4",
+        "::1",
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let mut text = String::new();
+        push_ip(&mut text, ip);
+        assert_eq!(text, ip.to_string());
+    }
+}
