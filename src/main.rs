@@ -11,6 +11,13 @@ use psu_gateway::{check, config, demo, devcert, doctor, server, sim};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: each request allocates a few dozen
+/// small buffers, and its log lines are freed by the writer thread. Built
+/// without transparent huge pages (`no_thp`), which doubled idle RSS. The
+/// README's Performance section has the measurements.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The most log output written to stderr in one `write`.
 const LOG_BATCH_BYTES: usize = 64 * 1024;
 /// Lines queued for the writer before a logging thread waits: about 2 MiB
