@@ -367,8 +367,9 @@ fn write_timestamp(w: &mut impl fmt::Write, since: Duration) -> fmt::Result {
     write!(w, ".{:06}Z", since.subsec_micros())
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of a Unix time, UTC.
-fn date_time(w: &mut impl fmt::Write, secs: u64) -> fmt::Result {
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time, UTC (also the simulator's
+/// session timestamps).
+pub(crate) fn date_time(w: &mut impl fmt::Write, secs: u64) -> fmt::Result {
     let days = secs / 86_400;
     let of_day = secs % 86_400;
     let (year, month, day) = civil_from_days(days);
