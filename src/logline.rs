@@ -22,9 +22,13 @@ use tracing_subscriber::fmt::time::SystemTime as SystemTimer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+/// The access log's target (`RUST_LOG=access=off` turns it off).
+pub const ACCESS: &str = "access";
+/// The audit trail's target.
+pub const AUDIT: &str = "audit";
 /// The targets written here; both are events of this crate with fixed,
 /// simple fields (`proxy::record`).
-const TARGETS: [&str; 2] = ["access", "audit"];
+const TARGETS: [&str; 2] = [ACCESS, AUDIT];
 
 /// The two line layouts tracing-subscriber offers through `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +162,8 @@ fn pretty_level(level: &Level) -> &'static str {
 }
 
 /// `name=value` pairs separated by spaces, values as `{:?}` prints them:
-/// what `DefaultFields` writes without colours.
+/// what `DefaultFields` writes without colours. Numbers and booleans reach
+/// `record_debug` through `Visit`'s default methods, as they do there.
 struct PrettyFields<'w, W> {
     w: &'w mut W,
     first: bool,
@@ -189,24 +194,6 @@ impl<W: fmt::Write> Visit for PrettyFields<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.key(field) {
             self.result = debug_str(self.w, value);
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.key(field) {
-            self.result = write!(self.w, "{value}");
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.key(field) {
-            self.result = write!(self.w, "{value}");
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.key(field) {
-            self.result = self.w.write_str(if value { "true" } else { "false" });
         }
     }
 
@@ -252,8 +239,8 @@ impl<W: fmt::Write> JsonFields<'_, W> {
         self.result.is_ok()
     }
 
-    /// A number or `null`, exactly as serde_json writes it.
-    fn number(&mut self, field: &Field, value: impl serde::Serialize) {
+    /// A number, `null` or a boolean, exactly as serde_json writes it.
+    fn scalar(&mut self, field: &Field, value: impl serde::Serialize) {
         if self.key(field) {
             self.result = serde_scalar(self.w, &value);
         }
@@ -268,21 +255,19 @@ impl<W: fmt::Write> Visit for JsonFields<'_, W> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.number(field, value);
+        self.scalar(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.number(field, value);
+        self.scalar(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.number(field, value);
+        self.scalar(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.key(field) {
-            self.result = self.w.write_str(if value { "true" } else { "false" });
-        }
+        self.scalar(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

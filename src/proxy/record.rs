@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use http::Response;
 
 use super::{declared_length, Exchange};
+use crate::logline;
 use crate::routes::Access;
 use crate::session::CacheOutcome;
 use crate::token::ActiveToken;
@@ -47,7 +48,7 @@ impl Record {
         // the response head goes out.
         let bytes_out = declared_length(response.headers());
         tracing::info!(
-            target: "access",
+            target: logline::ACCESS,
             request_id = ex.request_id.to_str().unwrap_or(""),
             peer = %ex.peer,
             method = %method,
@@ -74,7 +75,7 @@ impl Record {
         token_fingerprint: &str,
     ) {
         tracing::info!(
-            target: "audit",
+            target: logline::AUDIT,
             request_id = ex.request_id.to_str().unwrap_or(""),
             identity = self.identity.as_deref().unwrap_or("-"),
             route = self.route.as_deref().unwrap_or("-"),
