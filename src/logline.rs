@@ -81,11 +81,10 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let since = ordinary_time(SystemTime::now()).filter(|_| {
-            ours(event)
-                && !(self.layout == Layout::Pretty && writer.has_ansi_escapes())
-                && ctx.event_scope().is_none()
-        });
+        let fast = ours(event)
+            && !(self.layout == Layout::Pretty && writer.has_ansi_escapes())
+            && ctx.event_scope().is_none();
+        let since = fast.then(|| ordinary_time(SystemTime::now())).flatten();
         match (since, self.layout) {
             (Some(since), Layout::Pretty) => write_pretty(&mut writer, event, since),
             (Some(since), Layout::Json) => write_json(&mut writer, event, since),
