@@ -113,13 +113,31 @@ pub fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .any(|t| t.eq_ignore_ascii_case(token))
 }
 
-/// The `X-Request-Id` a trusted proxy sent, when it is printable and short:
-/// one id then follows the request end to end.
-pub fn trusted_request_id(headers: &HeaderMap, trusted_peer: bool) -> Option<HeaderValue> {
-    headers
+/// The request's id: the `X-Request-Id` a trusted proxy sent, when it is
+/// printable and short (one id then follows the request end to end), or a
+/// new UUIDv4.
+///
+/// Marked sensitive, which only makes h2 send it as a never-indexed literal:
+/// a value unique to one request gains nothing from HPACK's dynamic table
+/// and would evict entries that other headers reuse.
+pub fn request_id(headers: &HeaderMap, trusted_peer: bool) -> HeaderValue {
+    let mut id = headers
         .get(X_REQUEST_ID)
         .filter(|v| trusted_peer && is_request_id(v.as_bytes()))
         .cloned()
+        .unwrap_or_else(new_request_id);
+    id.set_sensitive(true);
+    id
+}
+
+/// A UUIDv4 from rand's thread-local generator (seeded once from the OS):
+/// `Uuid::new_v4` would make a getrandom syscall on every request.
+/// Formatted on the stack, no String.
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Simple::LENGTH];
+    HeaderValue::from_bytes(id.simple().encode_lower(&mut text).as_bytes())
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// Comma-separated tokens of a list header, trimmed, empties skipped.
@@ -145,7 +163,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
 
 /// Removes client-asserted forwarding metadata. From a trusted proxy the
 /// existing `X-Forwarded-For` chain is returned so it can be extended (its
-/// `X-Request-Id` is read earlier, by [`trusted_request_id`]); everything
+/// `X-Request-Id` is read earlier, by [`request_id`]); everything
 /// else is always replaced.
 pub fn strip_forwarding(headers: &mut HeaderMap, trusted_peer: bool) -> Forwarded {
     let kept = Forwarded {

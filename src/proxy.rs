@@ -94,7 +94,7 @@ impl Gateway {
     ) -> Response<Body> {
         let started = Instant::now();
         let trusted = self.is_trusted(peer);
-        let request_id = request_id(request.headers(), trusted);
+        let request_id = headers::request_id(request.headers(), trusted);
         let method = request.method().clone();
         let version = request.version();
         let close_on_error = version < Version::HTTP_2 && has_body_framing(request.headers());
@@ -420,20 +420,4 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 fn has_body_framing(headers: &HeaderMap) -> bool {
     headers.contains_key(TRANSFER_ENCODING)
         || headers.get_all(CONTENT_LENGTH).iter().any(|v| v != "0")
-}
-
-/// A trusted proxy's id is kept so one id follows the request end to end.
-fn request_id(headers: &HeaderMap, trusted: bool) -> HeaderValue {
-    match headers::trusted_request_id(headers, trusted) {
-        Some(value) => value,
-        None => {
-            // A UUIDv4 from rand's thread-local generator (seeded once from
-            // the OS): `Uuid::new_v4` would make a getrandom syscall on every
-            // request. Formatted on the stack, no String.
-            let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-            let mut text = [0u8; uuid::fmt::Simple::LENGTH];
-            HeaderValue::from_bytes(id.simple().encode_lower(&mut text).as_bytes())
-                .unwrap_or_else(|_| HeaderValue::from_static("-"))
-        }
-    }
 }

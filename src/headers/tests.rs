@@ -173,10 +173,11 @@ fn untrusted_forwarding_headers_are_all_dropped() {
         ("x-request-id", "abc"),
     ];
     let mut headers = map(&spoofed);
-    let id = trusted_request_id(&headers, false);
+    let id = request_id(&headers, false);
     let kept = strip_forwarding(&mut headers, false);
     assert!(headers.is_empty(), "{headers:?}");
-    assert!(kept.for_chain.is_none() && id.is_none());
+    assert!(kept.for_chain.is_none());
+    assert_ne!(id, "abc");
 }
 
 #[test]
@@ -187,7 +188,7 @@ fn trusted_proxy_chain_is_extended() {
         ("x-request-id", "lb-123"),
         ("x-real-ip", "1.1.1.1"),
     ]);
-    let id = trusted_request_id(&headers, true).unwrap();
+    let id = request_id(&headers, true);
     let kept = strip_forwarding(&mut headers, true);
     assert!(headers.is_empty());
     set_forwarding(
@@ -212,7 +213,30 @@ fn trusted_proxy_chain_is_extended() {
 fn trusted_request_id_must_be_printable() {
     let mut headers = HeaderMap::new();
     headers.insert(X_REQUEST_ID, HeaderValue::from_bytes(b"a b").unwrap());
-    assert!(trusted_request_id(&headers, true).is_none());
+    assert_ne!(request_id(&headers, true), "a b");
+}
+
+/// New ids are 32 lowercase hex digits, fresh each time; every id, kept or
+/// new, is never indexed by HPACK.
+#[test]
+fn request_ids_are_new_uuids_and_never_indexed() {
+    let sent = map(&[("x-request-id", "lb-123")]);
+    let new = [
+        request_id(&sent, false),
+        request_id(&HeaderMap::new(), true),
+    ];
+    for id in &new {
+        assert_eq!(id.len(), 32, "{id:?}");
+        assert!(id
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)));
+        assert!(id.is_sensitive());
+    }
+    assert_ne!(new[0], new[1]);
+    let kept = request_id(&sent, true);
+    assert_eq!(kept, "lb-123");
+    assert!(kept.is_sensitive());
 }
 
 #[test]
