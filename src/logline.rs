@@ -161,8 +161,9 @@ fn pretty_level(level: &Level) -> &'static str {
 }
 
 /// `name=value` pairs separated by spaces, values as `{:?}` prints them:
-/// what `DefaultFields` writes without colours. Numbers and booleans reach
-/// `record_debug` through `Visit`'s default methods, as they do there.
+/// what `DefaultFields` writes without colours. Integers and booleans are
+/// written directly (`{:?}` of an integer is its decimal digits); floats
+/// reach `record_debug` through `Visit`'s default method, as they do there.
 struct PrettyFields<'w, W> {
     w: &'w mut W,
     first: bool,
@@ -193,6 +194,24 @@ impl<W: fmt::Write> Visit for PrettyFields<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.key(field) {
             self.result = debug_str(self.w, value);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.key(field) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.key(field) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.key(field) {
+            self.result = self.w.write_str(if value { "true" } else { "false" });
         }
     }
 

@@ -180,6 +180,9 @@ fn access_and_audit_lines_match_tracing_subscribers_byte_for_byte() {
                     identity = "admin",
                     upstream_status = 200u16,
                     signed = -42i64,
+                    lowest = i64::MIN,
+                    highest = u64::MAX,
+                    zero = 0u64,
                     injected = false,
                     token = "1a2b3c4d",
                 );
