@@ -208,7 +208,10 @@ impl SessionAuth {
                 }
                 Err(placeholder) => {
                     self.drop_expired_now_and_then();
-                    let verdict = self.introspect(cookies, ctx).await;
+                    // Boxed: the introspection's state is three times the
+                    // rest of this future's, and only a miss needs it;
+                    // every request's future is moved whole on spawn.
+                    let verdict = Box::pin(self.introspect(cookies, ctx)).await;
                     let until = Instant::now() + self.ttl(&verdict);
                     let _ = placeholder.insert(Entry {
                         verdict: verdict.clone(),
