@@ -117,9 +117,12 @@ pub fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 /// printable and short (one id then follows the request end to end), or a
 /// new UUIDv4.
 ///
-/// Marked sensitive, which only makes h2 send it as a never-indexed literal:
-/// a value unique to one request gains nothing from HPACK's dynamic table
-/// and would evict entries that other headers reuse.
+/// Marked sensitive, so h2 sends it as a never-indexed literal: a value
+/// unique to one request gains nothing from HPACK's dynamic table and
+/// would evict entries that other headers reuse. The cost is the name
+/// spelled out in each h2 response (about 10 bytes). The flag also makes
+/// the value's `Debug` print `Sensitive`; logs and problem bodies read it
+/// with `to_str`.
 pub fn request_id(headers: &HeaderMap, trusted_peer: bool) -> HeaderValue {
     let mut id = headers
         .get(X_REQUEST_ID)

@@ -2,7 +2,8 @@
 //! tiny raw frame writer and reader so the tests can send what well-behaved
 //! clients refuse to send (`wire`). Each test asserts what came back on the
 //! wire (RST_STREAM, GOAWAY, close, or a status) and what the simulator
-//! received. Malformed requests are here, floods in `floods`.
+//! received. Malformed requests are here, floods in `floods`; `hpack` reads
+//! how the gateway's response fields were encoded.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use http::Method;
 use crate::support::{header, Proto, Setup, Stack};
 
 mod floods;
+mod hpack;
 mod wire;
 use wire::*;
 
@@ -92,6 +94,34 @@ async fn harness_sees_valid_requests_answered() {
     assert_eq!(conn.outcome(3).await, Outcome::Response(403));
     assert_eq!(stack.sim.recorder().count("/sim/status/200"), 1);
     assert_eq!(stack.sim.recorder().count("/sim/status/403"), 1);
+}
+
+/// Each response's `X-Request-Id` is a never-indexed literal, the one field
+/// of the block sent that way, on the first stream of a connection and on
+/// later ones (where an indexed id would have been in the dynamic table).
+#[tokio::test]
+async fn request_ids_go_out_as_never_indexed_literals() {
+    let stack = Setup::default().start().await;
+    let mut conn = H2::open(&stack).await;
+    for stream in [1, 3, 5] {
+        let fields = conn.request(&format!("/sim/status/200?n={stream}"), &[]);
+        conn.send(&get(stream, &as_refs(&fields))).await.unwrap();
+        let head = loop {
+            match conn.next().await {
+                Event::Frame(f) if f.kind == HEADERS && f.stream == stream => break f,
+                Event::Frame(_) => {}
+                Event::Closed(why) => panic!("closed before stream {stream}: {why}"),
+            }
+        };
+        assert_eq!(status_of(&head), 200);
+        let kinds = hpack::representations(header_block(&head)).expect("a whole block");
+        let never = kinds
+            .iter()
+            .filter(|k| **k == hpack::Representation::NeverIndexed)
+            .count();
+        assert_eq!(never, 1, "stream {stream}: {kinds:?}");
+        assert!(kinds.len() > 2, "stream {stream}: {kinds:?}");
+    }
 }
 
 #[tokio::test]

@@ -156,14 +156,7 @@ impl Outcome {
 /// block: a static-table index (200, 204, 206, 304, 400, 404, 500) or a
 /// literal naming index 8, raw or Huffman-coded (digits only).
 pub(super) fn status_of(frame: &Frame) -> u16 {
-    let mut block = &frame.payload[..];
-    if frame.flags & PADDED != 0 {
-        let pad = usize::from(block[0]);
-        block = &block[1..block.len() - pad];
-    }
-    if frame.flags & PRIORITY != 0 {
-        block = &block[5..];
-    }
+    let block = header_block(frame);
     let first = block[0];
     if first & 0x80 != 0 {
         const STATIC: [u16; 7] = [200, 204, 206, 304, 400, 404, 500];
@@ -188,6 +181,19 @@ pub(super) fn status_of(frame: &Frame) -> u16 {
         String::from_utf8(value.to_vec()).ok()
     };
     digits.and_then(|d| d.parse().ok()).unwrap_or(0)
+}
+
+/// The HPACK block of a HEADERS frame, without padding and priority.
+pub(super) fn header_block(frame: &Frame) -> &[u8] {
+    let mut block = &frame.payload[..];
+    if frame.flags & PADDED != 0 {
+        let pad = usize::from(block[0]);
+        block = &block[1..block.len() - pad];
+    }
+    if frame.flags & PRIORITY != 0 {
+        block = &block[5..];
+    }
+    block
 }
 
 /// Decodes a Huffman string made of ASCII digits only (RFC 7541 appendix B:
