@@ -8,7 +8,7 @@
 #   apt-get install nginx wrk nghttp2-client
 # Run: benches/compare/run.sh (`cargo bench --bench load` runs it last).
 # Environment: COMPARE_SECS (5), COMPARE_CONNS (64), COMPARE_STREAMS (4, h2
-# streams per connection), COMPARE_ROUNDS (2), COMPARE_THREADS (2, per
+# streams per connection), COMPARE_ROUNDS (3), COMPARE_THREADS (2, per
 # load tool), COMPARE_TESTS (all: hit-h1 hit-h2 miss-h1 handshake resumed),
 # PSU_GATEWAY (the binary; default: cargo build --release).
 set -euo pipefail
@@ -29,7 +29,7 @@ fi
 secs=${COMPARE_SECS:-5}
 conns=${COMPARE_CONNS:-64}
 streams=${COMPARE_STREAMS:-4}
-rounds=${COMPARE_ROUNDS:-2}
+rounds=${COMPARE_ROUNDS:-3}
 threads=${COMPARE_THREADS:-2}
 bin=${PSU_GATEWAY:-}
 if [[ -z $bin ]]; then
@@ -210,7 +210,17 @@ for ((round = 1; round <= rounds; round++)); do
     done
 done
 
-mean() { tr ' ' '\n' | awk 'NF {s += $1; n++} END {if (n) printf "%.0f", s / n; else print 0}'; }
+# The median of whitespace-separated numbers, printed with the format $1.
+median() {
+    tr ' ' '\n' | awk NF | sort -g |
+        awk -v f="$1" '{a[NR] = $1} END {if (!NR) {print "-"; exit} printf f, NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+# The median over rounds of gateway/nginx, each round's pair measured back
+# to back: slow drift of a shared machine cancels out of each ratio.
+round_ratio() {
+    paste -d' ' <(tr ' ' '\n' <<<"$1" | awk NF) <(tr ' ' '\n' <<<"$2" | awk NF) |
+        awk '$1 > 0 {print $2 / $1}' | median "%.2f"
+}
 cpu_per_10k() { tr ' ' '\n' | awk -F: 'NF == 2 {us += $1; n += $2} END {if (n) printf "%.2f", us / 1e6 * 10000 / n; else print "-"}'; }
 ms() { awk -v us="$1" 'BEGIN {if (us > 0) printf "%.2f ms", us / 1000; else print "-"}'; }
 
@@ -218,11 +228,11 @@ echo
 echo "| test | nginx req/s | gateway req/s | gateway/nginx | nginx p50 | gateway p50 | nginx p99 | gateway p99 | nginx CPU s/10k | gateway CPU s/10k | errors nginx/gateway |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for test in "${tests[@]}"; do
-    n=$(mean <<<"${rate[$test,nginx]}")
-    g=$(mean <<<"${rate[$test,gateway]}")
-    ratio=$(awk -v g="$g" -v n="$n" 'BEGIN {if (n > 0) printf "%.2f", g / n; else print "-"}')
-    echo "| $test | $n | $g | $ratio | $(ms "$(mean <<<"${p50[$test,nginx]}")") | $(ms "$(mean <<<"${p50[$test,gateway]}")") | $(ms "$(mean <<<"${p99[$test,nginx]}")") | $(ms "$(mean <<<"${p99[$test,gateway]}")") | $(cpu_per_10k <<<"${cpu[$test,nginx]}") | $(cpu_per_10k <<<"${cpu[$test,gateway]}") | ${errors[$test,nginx]}/${errors[$test,gateway]} |"
+    n=$(median %.0f <<<"${rate[$test,nginx]}")
+    g=$(median %.0f <<<"${rate[$test,gateway]}")
+    ratio=$(round_ratio "${rate[$test,nginx]}" "${rate[$test,gateway]}")
+    echo "| $test | $n | $g | $ratio | $(ms "$(median %.0f <<<"${p50[$test,nginx]}")") | $(ms "$(median %.0f <<<"${p50[$test,gateway]}")") | $(ms "$(median %.0f <<<"${p99[$test,nginx]}")") | $(ms "$(median %.0f <<<"${p99[$test,gateway]}")") | $(cpu_per_10k <<<"${cpu[$test,nginx]}") | $(cpu_per_10k <<<"${cpu[$test,gateway]}") | ${errors[$test,nginx]}/${errors[$test,gateway]} |"
 done
 echo
 echo "RSS after the run: nginx $(($(rss_kib "${nginx_workers[@]}" "$nginx_pid") / 1024)) MiB (master, workers and cache processes), gateway $(($(rss_kib "$gateway_pid") / 1024)) MiB"
-echo "Means over $rounds rounds. hit: one session, cached (wrk HTTP/1.1; h2load h2). miss: a new session cookie per request (wrk). handshake: full TLS handshakes per second, no request ($((conns / 4)) openssl s_time -new clients). resumed: a new connection per request with TLS session resumption (wrk, Connection: close)."
+echo "Medians over $rounds rounds; gateway/nginx is the median of the rounds' ratios, each round running both back to back; CPU is over all rounds. hit: one session, cached (wrk HTTP/1.1; h2load h2). miss: a new session cookie per request (wrk). handshake: full TLS handshakes per second, no request ($((conns / 4)) openssl s_time -new clients). resumed: a new connection per request with TLS session resumption (wrk, Connection: close)."
