@@ -212,17 +212,17 @@ done
 
 # The median of whitespace-separated numbers, printed with the format $1.
 median() {
-    tr ' ' '\n' | awk NF | sort -g |
+    tr ' ' '\n' | awk NF | LC_ALL=C sort -g |
         awk -v f="$1" '{a[NR] = $1} END {if (!NR) {print "-"; exit} printf f, NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 # The median over rounds of gateway/nginx, each round's pair measured back
 # to back: slow drift of a shared machine cancels out of each ratio.
 round_ratio() {
     paste -d' ' <(tr ' ' '\n' <<<"$1" | awk NF) <(tr ' ' '\n' <<<"$2" | awk NF) |
-        awk '$1 > 0 {print $2 / $1}' | median "%.2f"
+        awk 'NF == 2 && $1 > 0 {print $2 / $1}' | median "%.2f"
 }
 cpu_per_10k() { tr ' ' '\n' | awk -F: 'NF == 2 {us += $1; n += $2} END {if (n) printf "%.2f", us / 1e6 * 10000 / n; else print "-"}'; }
-ms() { awk -v us="$1" 'BEGIN {if (us > 0) printf "%.2f ms", us / 1000; else print "-"}'; }
+ms() { awk -v us="$1" 'BEGIN {if (us + 0 > 0) printf "%.2f ms", us / 1000; else print "-"}'; }
 
 echo
 echo "| test | nginx req/s | gateway req/s | gateway/nginx | nginx p50 | gateway p50 | nginx p99 | gateway p99 | nginx CPU s/10k | gateway CPU s/10k | errors nginx/gateway |"
