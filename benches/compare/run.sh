@@ -51,17 +51,27 @@ trap cleanup EXIT
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A port below the kernel's ephemeral range: after a run of short
+# connections its ports sit in TIME_WAIT for a minute, and a listener
+# cannot bind one of them.
 free_port() {
-    local port
+    local port low=32768 _
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range || true
+    ((low > 11000)) || low=32768
     while :; do
-        port=$((20000 + RANDOM % 30000))
+        port=$((10000 + RANDOM % (low - 10000)))
         listening "$port" || { echo "$port"; return; }
     done
 }
 
+# Waits for $2 (process $3) to listen on port $1.
 wait_port() {
     local deadline=$((SECONDS + 20))
     until listening "$1"; do
+        if ! kill -0 "$3" 2>/dev/null; then
+            echo "compare: $2 exited before listening on port $1 (its log goes to /dev/null, as nginx's access log does: run it by hand with $dir)" >&2
+            exit 1
+        fi
         if ((SECONDS > deadline)); then
             echo "compare: $2 did not listen on port $1 (see $dir)" >&2
             exit 1
@@ -82,6 +92,14 @@ cpu_ticks() {
     echo "$total"
 }
 
+# User plus system CPU ticks of the calling shell's waited-for children
+# (the load tool a measurement ran).
+children_ticks() {
+    local fields
+    read -ra fields < <(sed 's/.*) //' "/proc/$1/stat")
+    echo $((fields[13] + fields[14]))
+}
+
 rss_kib() {
     local total=0 pid
     for pid in "$@"; do
@@ -93,7 +111,8 @@ rss_kib() {
 
 # The upstream, the certificate both proxies serve, the app token.
 "$bin" sim --static --listen 127.0.0.1:0 >"$dir/sim.out" 2>/dev/null &
-pids+=($!)
+sim_pid=$!
+pids+=("$sim_pid")
 deadline=$((SECONDS + 20))
 until grep -q listening "$dir/sim.out" 2>/dev/null; do
     ((SECONDS < deadline)) || { echo "compare: the simulator did not start" >&2; exit 1; }
@@ -119,8 +138,8 @@ nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
 nginx_pid=$!
 pids+=("$nginx_pid")
 
-wait_port "$gateway_port" gateway
-wait_port "$nginx_port" nginx
+wait_port "$gateway_port" gateway "$gateway_pid"
+wait_port "$nginx_port" nginx "$nginx_pid"
 mapfile -t nginx_workers < <(pgrep -P "$nginx_pid")
 
 session="CfDJ8$(head -c 600 /dev/urandom | base64 -w0 | tr '+/' '-_' | head -c 595)"
@@ -176,7 +195,7 @@ measure() {
     esac
 }
 
-declare -A rate p50 p99 errors cpu
+declare -A rate p50 p99 errors cpu tool_cpu upstream_cpu
 read -ra tests <<<"${COMPARE_TESTS:-hit-h1 hit-h2 miss-h1 handshake resumed}"
 echo "compare: ${secs} s per run, $conns connections ($streams h2 streams each), $threads load-tool threads, $rounds rounds, $(nproc) cores" >&2
 for ((round = 1; round <= rounds; round++)); do
@@ -193,8 +212,15 @@ for ((round = 1; round <= rounds; round++)); do
                 procs=("$gateway_pid")
             fi
             before=$(cpu_ticks "${procs[@]}")
-            read -r r l50 l99 _ e < <(measure "$test" "$port")
+            upstream_before=$(cpu_ticks "$sim_pid")
+            # The load tool's CPU: what this subshell's children used.
+            read -r r l50 l99 _ e tool < <(
+                me=$BASHPID
+                line=$(measure "$test" "$port")
+                echo "$line $(children_ticks "$me")"
+            )
             after=$(cpu_ticks "${procs[@]}")
+            upstream_after=$(cpu_ticks "$sim_pid")
             echo "compare: round $round $test $who: $r req/s, p99 $l99 µs, $e errors" >&2
             key="$test,$who"
             rate[$key]="${rate[$key]:-} $r"
@@ -205,7 +231,11 @@ for ((round = 1; round <= rounds; round++)); do
             # (1 s, none for handshake): both sides alike.
             warm=1
             [[ $test == handshake ]] && warm=0
-            cpu[$key]="${cpu[$key]:-} $(((after - before) * 1000000 / $(getconf CLK_TCK))):$(awk -v r="$r" -v s="$secs" -v w="$warm" 'BEGIN {print int(r * (s + w))}')"
+            served=$(awk -v r="$r" -v s="$secs" -v w="$warm" 'BEGIN {print int(r * (s + w))}')
+            tick_us=$((1000000 / $(getconf CLK_TCK)))
+            cpu[$key]="${cpu[$key]:-} $(((after - before) * tick_us)):$served"
+            tool_cpu[$key]="${tool_cpu[$key]:-} $((tool * tick_us)):$served"
+            upstream_cpu[$key]="${upstream_cpu[$key]:-} $(((upstream_after - upstream_before) * tick_us)):$served"
         done
     done
 done
@@ -232,6 +262,14 @@ for test in "${tests[@]}"; do
     g=$(median %.0f <<<"${rate[$test,gateway]}")
     ratio=$(round_ratio "${rate[$test,nginx]}" "${rate[$test,gateway]}")
     echo "| $test | $n | $g | $ratio | $(ms "$(median %.0f <<<"${p50[$test,nginx]}")") | $(ms "$(median %.0f <<<"${p50[$test,gateway]}")") | $(ms "$(median %.0f <<<"${p99[$test,nginx]}")") | $(ms "$(median %.0f <<<"${p99[$test,gateway]}")") | $(cpu_per_10k <<<"${cpu[$test,nginx]}") | $(cpu_per_10k <<<"${cpu[$test,gateway]}") | ${errors[$test,nginx]}/${errors[$test,gateway]} |"
+done
+echo
+echo "The rest of the machine's CPU, s per 10k requests (in the nginx run / in the gateway run):"
+echo
+echo "| test | load tool | upstream |"
+echo "|---|---|---|"
+for test in "${tests[@]}"; do
+    echo "| $test | $(cpu_per_10k <<<"${tool_cpu[$test,nginx]}") / $(cpu_per_10k <<<"${tool_cpu[$test,gateway]}") | $(cpu_per_10k <<<"${upstream_cpu[$test,nginx]}") / $(cpu_per_10k <<<"${upstream_cpu[$test,gateway]}") |"
 done
 echo
 echo "RSS after the run: nginx $(($(rss_kib "${nginx_workers[@]}" "$nginx_pid") / 1024)) MiB (master, workers and cache processes), gateway $(($(rss_kib "$gateway_pid") / 1024)) MiB"
