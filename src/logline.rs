@@ -171,6 +171,13 @@ struct PrettyFields<'w, W> {
 }
 
 impl<W: fmt::Write> PrettyFields<'_, W> {
+    /// Writes `name=text`, `text` being the value as `{:?}` prints it.
+    fn plain(&mut self, field: &Field, text: &str) {
+        if self.key(field) {
+            self.result = self.w.write_str(text);
+        }
+    }
+
     /// Writes `name=` (after a space unless first); false once failed.
     fn key(&mut self, field: &Field) -> bool {
         if self.result.is_err() {
@@ -198,21 +205,15 @@ impl<W: fmt::Write> Visit for PrettyFields<'_, W> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.key(field) {
-            self.result = self.w.write_str(itoa::Buffer::new().format(value));
-        }
+        self.plain(field, itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.key(field) {
-            self.result = self.w.write_str(itoa::Buffer::new().format(value));
-        }
+        self.plain(field, itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.key(field) {
-            self.result = self.w.write_str(if value { "true" } else { "false" });
-        }
+        self.plain(field, if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -371,33 +372,22 @@ fn write_timestamp(w: &mut impl fmt::Write, since: Duration) -> fmt::Result {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix time, UTC (also the simulator's
-/// session timestamps).
+/// session timestamps); an error past the year 9999.
 pub(crate) fn date_time(w: &mut impl fmt::Write, secs: u64) -> fmt::Result {
-    let days = secs / 86_400;
-    let of_day = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .ok_or(fmt::Error)?;
     write!(
         w,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
     )
-}
-
-/// Year, month and day of the `days`-th day after 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
