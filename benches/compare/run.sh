@@ -37,8 +37,13 @@ if [[ -z $bin ]]; then
     bin=$root/target/release/psu-gateway
 fi
 dir=$root/target/compare
+# The load tools' output files go to a subdirectory: the gateway watches
+# the directory of its certificate and token (not recursively) and
+# re-reads them after any change there, which h2load's log would cause
+# about ten times a second.
+out=$dir/out
 rm -rf "$dir"
-mkdir -p "$dir"
+mkdir -p "$out"
 
 pids=()
 cleanup() {
@@ -166,13 +171,13 @@ measure() {
         local clients=$((conns / 4)) i started elapsed total=0 clients_pids=()
         started=$(date +%s%N)
         for ((i = 0; i < clients; i++)); do
-            openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" >"$dir/s_time.$i" 2>&1 &
+            openssl s_time -connect "127.0.0.1:$port" -new -time "$secs" >"$out/s_time.$i" 2>&1 &
             clients_pids+=($!)
         done
         wait "${clients_pids[@]}"
         elapsed=$(($(date +%s%N) - started))
         for ((i = 0; i < clients; i++)); do
-            total=$((total + $(awk '/connections in .* real seconds/ {print $1}' "$dir/s_time.$i")))
+            total=$((total + $(awk '/connections in .* real seconds/ {print $1}' "$out/s_time.$i")))
         done
         awk -v n="$total" -v ns="$elapsed" 'BEGIN {printf "%.1f 0 0 0 0\n", n / (ns / 1e9)}'
         ;;
@@ -184,12 +189,12 @@ measure() {
         ;;
     hit-h2)
         h2load -t"$threads" -c"$conns" -m"$streams" -D "$secs" --warm-up-time=1 \
-            -H "cookie: $cookie" --log-file="$dir/h2load.log" "$url" >"$dir/h2load.out"
+            -H "cookie: $cookie" --log-file="$out/h2load.log" "$url" >"$out/h2load.out"
         local rate total ok
-        rate=$(awk '/^finished in/ {print $4}' "$dir/h2load.out")
-        total=$(awk '/^requests:/ {print $2}' "$dir/h2load.out")
-        ok=$(awk '/^status codes:/ {print $3}' "$dir/h2load.out")
-        cut -f3 "$dir/h2load.log" | sort -n | awk -v rate="$rate" -v errors=$((total - ok)) \
+        rate=$(awk '/^finished in/ {print $4}' "$out/h2load.out")
+        total=$(awk '/^requests:/ {print $2}' "$out/h2load.out")
+        ok=$(awk '/^status codes:/ {print $3}' "$out/h2load.out")
+        cut -f3 "$out/h2load.log" | sort -n | awk -v rate="$rate" -v errors=$((total - ok)) \
             '{a[NR] = $1} END {print rate, a[int(NR * 0.5)], a[int(NR * 0.99)], a[int(NR * 0.999)], errors}'
         ;;
     esac
