@@ -12,11 +12,11 @@ use std::net::IpAddr;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
-use psu_gateway::cookies::{extract_session, join_cookie_fields, SessionLookup};
-use psu_gateway::headers;
-use psu_gateway::path::{normalize_path, route_key};
-use psu_gateway::rewrite::{rewrite_head, HeadRewrite};
-use psu_gateway::routes::{Access, ClientCredentials, PathPattern, Route, RouteTable};
+use psu_gateway::pipeline::rewrite::{rewrite_head, HeadRewrite};
+use psu_gateway::rules::cookies::{extract_session, join_cookie_fields, SessionLookup};
+use psu_gateway::rules::headers;
+use psu_gateway::rules::path::{normalize_path, route_key};
+use psu_gateway::rules::routes::{Access, ClientCredentials, PathPattern, Route, RouteTable};
 
 const SESSION: &str = ".AspNetCore.Identity.Application";
 

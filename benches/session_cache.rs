@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::HeaderValue;
 use psu_gateway::config::{Session, Upstream, UpstreamProtocol};
-use psu_gateway::cookies::{extract_session, SessionCookies, SessionLookup};
-use psu_gateway::session::{IntrospectionContext, SessionAuth};
+use psu_gateway::pipeline::session::{IntrospectionContext, SessionAuth};
+use psu_gateway::rules::cookies::{extract_session, SessionCookies, SessionLookup};
 use psu_gateway::sim::{Sim, SimOptions};
-use psu_gateway::upstream::UpstreamClient;
+use psu_gateway::transport::upstream::UpstreamClient;
 
 const SESSION: &str = ".AspNetCore.Identity.Application";
 

@@ -2,41 +2,38 @@
 //! PowerShell Universal, checks the dashboard user's session with PSU, and
 //! injects a server-side app token only on allowlisted routes.
 //!
-//! The request path is [`proxy::Gateway::handle`]; the pure pieces it is
-//! built from ([`path`], [`routes`], [`headers`], [`cookies`], [`csrf`],
-//! [`target`], [`rewrite`]) are public so tests and benches can drive them
+//! The modules are layers, bottom to top; each uses only those below it:
+//!
+//! | layer | what lives there |
+//! |---|---|
+//! | [`secret`], [`duration`] | shared types: redacted secrets, human durations |
+//! | [`rules`] | pure request rules: path, routes, headers, cookies, CSRF, target |
+//! | [`config`] | raw TOML to a validated [`config::Config`]; certificates and the token read as values |
+//! | [`transport`] | the upstream client, bodies, tunnel, timers, workers, connection slots |
+//! | [`pipeline`] | the request steps and [`pipeline::gateway::Gateway`], which runs them |
+//! | [`serve`] | the TLS listener, the PROXY protocol, the generation each connection uses |
+//! | [`control`] | the process: start, reload, rotation, signals, admin, log lines |
+//! | [`cli`], [`doctor`], [`sim`] | the commands, the deployment doctor, the PSU simulator |
+//!
+//! The request path is [`pipeline::gateway::Gateway::handle`]; the pure
+//! pieces it is built from are public so tests and benches can drive them
 //! directly.
 
-pub mod admin;
-pub mod body;
-pub mod check;
-pub mod config;
-pub mod cookies;
-pub mod csrf;
-pub mod demo;
-pub mod devcert;
-pub mod doctor;
 pub mod duration;
-pub mod headers;
-pub mod live;
-pub mod logline;
-pub mod metrics;
-pub mod path;
-pub mod problem;
-pub mod proxy;
-pub mod proxy_protocol;
-pub mod rewrite;
-pub mod rotation;
-pub mod routes;
 pub mod secret;
-pub mod server;
-pub mod session;
-pub mod signals;
+
+pub mod rules;
+
+pub mod config;
+
+pub mod transport;
+
+pub mod pipeline;
+
+pub mod serve;
+
+pub mod control;
+
+pub mod cli;
+pub mod doctor;
 pub mod sim;
-pub mod target;
-pub mod tls;
-pub mod token;
-pub mod tunnel;
-pub mod upstream;
-pub mod watchdog;
-pub mod workers;

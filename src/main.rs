@@ -6,15 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use psu_gateway::logline::Lines;
-use psu_gateway::{check, config, demo, devcert, doctor, server, sim};
+use psu_gateway::cli::{check, demo, devcert};
+use psu_gateway::control::logline::Lines;
+use psu_gateway::control::{admin, run, signals};
+use psu_gateway::{config, doctor, sim};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: each request allocates a few dozen
 /// small buffers, and its log lines are freed by the writer thread. Built
-/// without transparent huge pages (`no_thp`), which doubled idle RSS. The
-/// README's Performance section has the measurements.
+/// without transparent huge pages (`no_thp`), which doubled idle RSS.
+/// `benches/README.md` has the measurements.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -151,7 +153,7 @@ async fn reload(path: &std::path::Path) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    match psu_gateway::admin::request_reload(admin.addr).await {
+    match admin::request_reload(admin.addr).await {
         Ok((status, answer)) if status.is_success() => {
             print!("{answer}");
             ExitCode::SUCCESS
@@ -183,7 +185,7 @@ async fn run(path: &std::path::Path) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    report(server::run(loaded.config, psu_gateway::signals::shutdown()).await)
+    report(run::run(loaded.config, signals::shutdown()).await)
 }
 
 fn report<T>(result: Result<(), T>) -> ExitCode

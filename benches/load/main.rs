@@ -148,8 +148,8 @@ async fn run(s: &Settings, filters: &[&str]) -> Result<(), String> {
 
 fn fixture() -> Result<Fixture, String> {
     let dir = procs::work_dir()?;
-    let paths =
-        psu_gateway::devcert::write(&dir, &["localhost".to_owned()]).map_err(|e| e.to_string())?;
+    let paths = psu_gateway::cli::devcert::write(&dir, &["localhost".to_owned()])
+        .map_err(|e| e.to_string())?;
     let cert = CertificateDer::from_pem_file(&paths.cert).map_err(|e| e.to_string())?;
     let minted = psu_gateway::sim::mint_token(
         psu_gateway::sim::DEV_SIGNING_KEY.as_bytes(),
@@ -157,8 +157,11 @@ fn fixture() -> Result<Fixture, String> {
         &["Administrator".to_owned()],
         Duration::from_secs(24 * 3600),
     );
-    psu_gateway::devcert::write_private(&dir.join("app-token"), minted.token.expose().as_bytes())
-        .map_err(|e| e.to_string())?;
+    psu_gateway::cli::devcert::write_private(
+        &dir.join("app-token"),
+        minted.token.expose().as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     let credential = http::HeaderValue::from_str(&format!("Bearer {}", minted.token.expose()))
         .map_err(|e| e.to_string())?;
     let upstream = procs::start_upstream()?;

@@ -6,6 +6,8 @@
 
 mod error;
 mod raw;
+pub mod tls;
+pub mod token;
 mod validate;
 
 use std::net::SocketAddr;
@@ -18,7 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use error::{ConfigError, ConfigErrors};
 
-use crate::routes::RouteTable;
+use crate::rules::routes::RouteTable;
 use crate::secret::Secret;
 
 /// A loaded config plus the warnings `check` and start-up print.

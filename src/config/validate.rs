@@ -11,7 +11,7 @@ use super::error::{ConfigErrors, ErrorSink};
 use super::raw::{RawConfig, S};
 use super::*;
 use crate::duration::parse_duration;
-use crate::routes::{Access, PathPattern};
+use crate::rules::routes::{Access, PathPattern};
 
 mod front;
 mod psu;

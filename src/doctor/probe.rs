@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use crate::config::{Upstream, UpstreamProtocol};
 use crate::doctor::answers::{is_windows_challenge, Answer};
 use crate::doctor::connection::{host_of, presented_name, Handshake, Reach};
-use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::transport::upstream::{UpstreamClient, UpstreamError};
 
 fn port_of(upstream: &Upstream) -> u16 {
     upstream
@@ -68,7 +68,7 @@ pub async fn reach(upstream: &Upstream) -> Reach {
 /// A TLS handshake verifying `name` with the same roots as the gateway
 /// (system store plus `upstream.ca`).
 pub async fn handshake(upstream: &Upstream, name: &str) -> Handshake {
-    let mut config = match crate::upstream::client_tls(upstream) {
+    let mut config = match crate::transport::upstream::client_tls(upstream) {
         Ok(config) => config,
         Err(e) => return Handshake::Failed(e.to_string()),
     };

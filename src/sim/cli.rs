@@ -31,8 +31,12 @@ pub struct SimArgs {
     #[arg(long = "user", value_name = "NAME:PASSWORD:ROLES", value_parser = parse_user_spec)]
     pub users: Vec<SimUser>,
 
-    /// TOML file of [[user]] tables with name, password and roles.
-    #[arg(long, value_name = "FILE")]
+    // `help` instead of a doc comment: rustdoc would read `[[user]]` as a link.
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "TOML file of [[user]] tables with name, password and roles."
+    )]
     pub users_file: Option<PathBuf>,
 
     /// File holding the HS256 app-token signing key (surrounding whitespace

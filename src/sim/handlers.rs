@@ -81,7 +81,7 @@ pub async fn handle(
         return rejection;
     }
     if normalize(&request.path) == "/dashboardhub" {
-        return match crate::tunnel::wants_websocket(request.version, &request.headers) {
+        return match crate::transport::tunnel::wants_websocket(request.version, &request.headers) {
             true if request.method == Method::GET => websocket::accept(&request.headers, upgrade),
             _ => text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n"),
         };

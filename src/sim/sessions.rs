@@ -120,7 +120,7 @@ fn random_cookie_value() -> String {
 pub fn rfc3339(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut text = String::with_capacity(20);
-    let _ = crate::logline::date_time(&mut text, secs);
+    let _ = crate::control::logline::date_time(&mut text, secs);
     text.push('Z');
     text
 }

@@ -33,7 +33,7 @@ pub struct ChildGateway {
 /// (`{upstream}` replaced) into a temp dir.
 pub fn prepare(sim: &Sim, config: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
     let token = write_app_token(sim, dir.path());
     let text = config.replace("{upstream}", &format!("http://{}", sim.addr()));
     std::fs::write(dir.path().join("gateway.toml"), text).unwrap();

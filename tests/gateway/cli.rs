@@ -11,7 +11,7 @@ const SECRET_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.super-secret-token-value";
 
 fn workdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
     std::fs::write(dir.path().join("app-token"), format!("{SECRET_TOKEN}\n")).unwrap();
     dir
 }
@@ -338,9 +338,10 @@ fn dev_cert_and_mint_token() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let certs = psu_gateway::tls::read_certs(&dir.path().join("certs/gateway.crt")).unwrap();
+    let certs =
+        psu_gateway::config::tls::read_certs(&dir.path().join("certs/gateway.crt")).unwrap();
     assert_eq!(certs.len(), 1);
-    assert!(psu_gateway::tls::read_key(&dir.path().join("certs/gateway.key")).is_ok());
+    assert!(psu_gateway::config::tls::read_key(&dir.path().join("certs/gateway.key")).is_ok());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

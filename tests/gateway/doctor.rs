@@ -51,7 +51,7 @@ impl Bench {
     /// ago, living `ttl` from its issue.
     async fn start(sim: SimOptions, issued_ago: Duration, ttl: Duration) -> Bench {
         let dir = tempfile::tempdir().unwrap();
-        psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+        psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
         let sim = Sim::spawn(sim, TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await
             .unwrap();

@@ -281,7 +281,7 @@ async fn two_instances_behind_haproxy_share_load_and_survive_losing_one() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
     let ca = Arc::new(std::fs::read(dir.path().join("gateway.crt")).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = Sim::spawn(SimOptions::default(), listener).await.unwrap();

@@ -217,7 +217,7 @@ async fn a_stalled_header_is_cut_at_the_handshake_timeout() {
 #[test]
 fn check_names_the_balancers_that_may_send_the_header() {
     let dir = tempfile::tempdir().unwrap();
-    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
     let config = "[listen]\naddr = \"127.0.0.1:8443\"\nproxy_protocol = true\n\n[tls]\ncert = \"gateway.crt\"\nkey = \"gateway.key\"\n\n[forwarding]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.10\"]\n\n[upstream]\nurl = \"http://127.0.0.1:5000\"\n\n[[route]]\nname = \"all\"\nprefix = \"/\"\naccess = \"public\"\n";
     std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_psu-gateway"))

@@ -229,7 +229,7 @@ async fn a_bad_config_is_refused_with_checks_text_and_the_old_one_serves() {
 #[tokio::test]
 async fn reload_without_an_admin_listener_says_to_send_sighup() {
     let dir = tempfile::tempdir().unwrap();
-    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
     std::fs::write(dir.path().join("app-token"), "t0ken\n").unwrap();
     std::fs::write(
         dir.path().join("gateway.toml"),

@@ -118,7 +118,7 @@ fn der(pem: &str) -> Vec<u8> {
 async fn a_rotated_certificate_is_served_to_new_connections() {
     let stack = Setup::default().start().await;
     let first_pem = String::from_utf8(stack.ca().to_vec()).unwrap();
-    let next = psu_gateway::devcert::generate(&["localhost".to_owned()]).unwrap();
+    let next = psu_gateway::cli::devcert::generate(&["localhost".to_owned()]).unwrap();
     let both = format!("{first_pem}{}", next.cert_pem);
     assert_eq!(served_leaf(&stack, both.as_bytes()).await, der(&first_pem));
 

@@ -15,7 +15,7 @@ use crate::websocket::echo;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    psu_gateway::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
+    psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
     let ca = std::fs::read(dir.path().join("gateway.crt")).unwrap();
     let sim = Sim::spawn(
         SimOptions::default(),

@@ -225,7 +225,7 @@ async fn h2c_prior_knowledge_is_served() {
 
 #[tokio::test]
 async fn tls_wraps_connections_when_configured() {
-    let generated = psu_gateway::devcert::generate(&["localhost".to_owned()]).unwrap();
+    let generated = psu_gateway::cli::devcert::generate(&["localhost".to_owned()]).unwrap();
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(generated.cert_pem.as_bytes())
             .map(Result::unwrap)

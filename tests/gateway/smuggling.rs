@@ -195,7 +195,7 @@ async fn the_credential_only_travels_with_the_inject_route() {
     let mut carried = 0;
     for request in stack.sim.recorder().requests() {
         if request.headers.contains_key("x-psu-authorization") {
-            let key = psu_gateway::path::route_key(&request.path).unwrap();
+            let key = psu_gateway::rules::path::route_key(&request.path).unwrap();
             assert_eq!(
                 key, "/api/v1/usersession",
                 "credential sent with {}",

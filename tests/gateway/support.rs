@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use psu_gateway::config;
-use psu_gateway::server::{self, RunningGateway};
+use psu_gateway::control::run::{self, RunningGateway};
 use psu_gateway::sim::{RecordedRequest, Sim, SimOptions};
 use tokio::net::TcpListener;
 
@@ -148,15 +148,15 @@ impl Setup {
     pub async fn start(self) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let cert = match self.cert {
-            None => psu_gateway::devcert::write(
+            None => psu_gateway::cli::devcert::write(
                 dir.path(),
                 &["localhost".to_owned(), "127.0.0.1".to_owned()],
             )
             .expect("dev cert"),
             Some((cert_pem, key_pem)) => {
-                let paths = psu_gateway::devcert::DevCertPaths::in_dir(dir.path());
+                let paths = psu_gateway::cli::devcert::DevCertPaths::in_dir(dir.path());
                 std::fs::write(&paths.cert, cert_pem).unwrap();
-                psu_gateway::devcert::write_private(&paths.key, key_pem.as_bytes()).unwrap();
+                psu_gateway::cli::devcert::write_private(&paths.key, key_pem.as_bytes()).unwrap();
                 paths
             }
         };
@@ -176,8 +176,8 @@ impl Setup {
         let loaded = config::load(&path).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = match self.workers {
-            None => server::spawn(loaded.config, listener),
-            Some(count) => server::spawn_on_workers(loaded.config, listener, count),
+            None => run::spawn(loaded.config, listener),
+            Some(count) => run::spawn_on_workers(loaded.config, listener, count),
         }
         .expect("gateway");
         Stack {
@@ -243,7 +243,7 @@ pub enum Proto {
 
 impl Stack {
     /// The running config generation, its metrics and reload.
-    pub fn live(&self) -> &Arc<psu_gateway::live::Live> {
+    pub fn live(&self) -> &Arc<psu_gateway::control::live::Live> {
         self._gateway.live()
     }
 

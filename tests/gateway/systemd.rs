@@ -97,7 +97,8 @@ fn the_stop_timeout_outlasts_the_shutdown_grace() {
 /// moved into a temp dir holding a certificate, its key and a token.
 fn load_sample_config() -> psu_gateway::config::Loaded {
     let dir = tempfile::tempdir().unwrap();
-    let paths = psu_gateway::devcert::write(dir.path(), &["psu.example.com".to_owned()]).unwrap();
+    let paths =
+        psu_gateway::cli::devcert::write(dir.path(), &["psu.example.com".to_owned()]).unwrap();
     std::fs::write(
         dir.path().join("app-token"),
         "eyJhbGciOiJIUzI1NiJ9.e30.c2ln\n",

@@ -7,8 +7,8 @@ use http::header::HeaderValue;
 
 use super::Validator;
 use crate::config::raw::{self, RawConfig};
+use crate::config::tls;
 use crate::config::{Admin, Csrf, Forwarding, Limits, Listen, Tls, TlsVersion};
-use crate::tls;
 
 impl Validator<'_> {
     pub(super) fn listen(&mut self, raw: &raw::RawListen) -> Option<Listen> {
@@ -161,7 +161,7 @@ impl Validator<'_> {
         let allowed_origins = raw.allowed_origins.as_ref().map(|list| {
             list.iter()
                 .filter_map(|o| {
-                    let origin = crate::csrf::normalize_origin(o.get_ref());
+                    let origin = crate::rules::csrf::normalize_origin(o.get_ref());
                     if origin.is_none() {
                         self.err(o, "csrf.allowed_origins", "expected an origin such as \"https://psu.example.com\" (scheme and host, optional port, no path)");
                     }

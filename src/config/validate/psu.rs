@@ -6,9 +6,9 @@ use http::header::HeaderName;
 
 use super::Validator;
 use crate::config::raw::{self, S};
+use crate::config::tls;
 use crate::config::{Credential, Session, TokenSource, Upstream, UpstreamProtocol};
 use crate::secret::Secret;
-use crate::tls;
 
 impl Validator<'_> {
     pub(super) fn upstream(&mut self, raw: &raw::RawUpstream) -> Option<Upstream> {
@@ -111,7 +111,8 @@ impl Validator<'_> {
                     .ok()
                     .filter(|pq| {
                         pq.path().starts_with('/')
-                            && crate::path::normalize_path(pq.path()).as_deref() == Ok(pq.path())
+                            && crate::rules::path::normalize_path(pq.path()).as_deref()
+                                == Ok(pq.path())
                     });
                 if parsed.is_none() {
                     self.err(
@@ -232,7 +233,7 @@ impl Validator<'_> {
 
     /// Checks a token without ever putting its text in a message.
     fn token(&mut self, text: String, at: &S<String>, key: &str) -> Option<Secret> {
-        crate::token::parse_token(&text)
+        crate::config::token::parse_token(&text)
             .map_err(|e| self.err(at, key, e.to_string()))
             .ok()
     }
@@ -269,7 +270,7 @@ fn is_token(text: &str) -> bool {
 }
 
 fn is_reserved_header(name: &HeaderName) -> bool {
-    crate::headers::is_hop_by_hop(name)
+    crate::rules::headers::is_hop_by_hop(name)
         || matches!(
             name.as_str(),
             "host" | "cookie" | "content-length" | "forwarded" | "x-real-ip" | "x-request-id"

@@ -4,7 +4,7 @@ use http::Method;
 
 use super::{Sections, Validator};
 use crate::config::raw::{self, RawConfig, S};
-use crate::routes::{Access, ClientCredentials, PathPattern, Route, RouteTable};
+use crate::rules::routes::{Access, ClientCredentials, PathPattern, Route, RouteTable};
 
 impl Validator<'_> {
     pub(super) fn routes(&mut self, raw: &RawConfig, sections: &Sections) -> Option<RouteTable> {
@@ -217,10 +217,10 @@ impl Validator<'_> {
 
     fn route_path(&mut self, value: &S<String>, key: &str) -> Option<String> {
         let text = value.get_ref();
-        let problem = match crate::path::normalize_path(text) {
+        let problem = match crate::rules::path::normalize_path(text) {
             Err(e) => format!("must start with '/' and be a normalized path: {e}"),
             Ok(normal) if normal != *text => format!("not in normalized form; write {normal:?}"),
-            Ok(normal) => match crate::path::route_key(&normal) {
+            Ok(normal) => match crate::rules::path::route_key(&normal) {
                 Ok(_) => return Some(normal),
                 Err(e) => format!("cannot be matched unambiguously: {e}"),
             },

@@ -154,9 +154,10 @@ pub async fn wait_closed(stream: &mut TlsStream, limit: Duration) -> Vec<u8> {
 /// A rustls server config for a new rcgen certificate valid for `names`,
 /// and that certificate's PEM for clients to trust (simulators with TLS).
 pub fn server_tls(names: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
-    let cert =
-        psu_gateway::devcert::generate(&names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-            .unwrap();
+    let cert = psu_gateway::cli::devcert::generate(
+        &names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+    )
+    .unwrap();
     let certs = vec![CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap()];
     let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(

@@ -11,24 +11,23 @@ use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::body::{BodyFault, FaultFlag, GuardedBody};
 use crate::config::{Config, UpstreamProtocol};
-use crate::cookies::{extract_session, join_cookie_fields, CookieError, SessionLookup};
-use crate::headers::{self, X_REQUEST_ID};
-use crate::metrics::{Metrics, RouteCounters};
-use crate::path::{normalize_path, route_key};
-use crate::problem::{problem_response, Rejection};
-use crate::rewrite::{rewrite_head, HeadRewrite};
-use crate::routes::{Access, Route};
-use crate::server::ConnectionSlot;
-use crate::session::{CacheOutcome, IntrospectionContext, SessionAuth};
-use crate::target::{check_target, validated_host};
-use crate::token::{ActiveToken, TokenStore};
-use crate::upstream::{Body, UpstreamBuildError, UpstreamClient, UpstreamError};
-use crate::{csrf, session, tunnel};
+use crate::pipeline::credential::{ActiveToken, TokenStore};
+use crate::pipeline::metrics::{Metrics, RouteCounters};
+use crate::pipeline::problem::{problem_response, Rejection};
+use crate::pipeline::rewrite::{rewrite_head, HeadRewrite};
+use crate::pipeline::session::{CacheOutcome, IntrospectionContext, SessionAuth};
+use crate::rules::cookies::{extract_session, join_cookie_fields, CookieError, SessionLookup};
+use crate::rules::headers::{self, X_REQUEST_ID};
+use crate::rules::path::{normalize_path, route_key};
+use crate::rules::routes::{Access, Route};
+use crate::rules::target::{check_target, validated_host};
+use crate::transport::body::{BodyFault, FaultFlag, GuardedBody};
+use crate::transport::slot::ConnectionSlot;
+use crate::transport::upstream::{Body, UpstreamBuildError, UpstreamClient, UpstreamError};
+use crate::{pipeline::session, rules::csrf, transport::tunnel};
 
-mod record;
-use record::Record;
+use super::record::Record;
 
 /// Everything a request needs: config, the upstream pool, the session
 /// cache, the token. One `Gateway` per config generation: a reload builds a
@@ -43,12 +42,12 @@ pub struct Gateway {
 }
 
 /// Facts about one request that every step may need.
-struct Exchange<'a> {
-    peer: SocketAddr,
+pub(super) struct Exchange<'a> {
+    pub(super) peer: SocketAddr,
     /// The client (the TCP peer, or the PROXY header's source) is in
     /// `forwarding.trusted_proxies`.
     trusted: bool,
-    request_id: &'a HeaderValue,
+    pub(super) request_id: &'a HeaderValue,
 }
 
 impl Gateway {
@@ -410,7 +409,7 @@ fn rewrite_response(
     Response::from_parts(parts, body.map_err(Into::into).boxed())
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::routes::{Access, RouteTable};
+use crate::rules::routes::{Access, RouteTable};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn route_counters_only_carry_config_names() {
         let metrics = Metrics::new();
-        use crate::routes::{ClientCredentials, PathPattern, Route};
+        use crate::rules::routes::{ClientCredentials, PathPattern, Route};
         let route = |name: &str, pattern, access| Route {
             name: name.to_owned(),
             pattern,

@@ -1,26 +1,19 @@
-//! The configuration generation in use, and how a new one replaces it.
+//! Reload: how a new configuration generation replaces the one in use.
 //!
-//! A [`Generation`] is everything built from one config: the request
-//! pipeline ([`Gateway`]), the TLS acceptor, the HTTP settings. Reload builds
-//! a whole new generation off to the side and swaps one pointer; requests
-//! already running keep the `Arc` they started with, new ones load the new
-//! one. A config that fails validation never replaces a working one.
+//! Reload builds a whole new [`Generation`] off to the side and swaps one
+//! pointer; requests already running keep the one they started with. A
+//! config that fails validation never replaces a working one. The token,
+//! certificate and key files are re-read the same way when they change.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
-use crate::config::{self, Config, ConfigError, ConfigErrors, Tls};
-use crate::metrics::Metrics;
-use crate::proxy::Gateway;
-use crate::token::Refresh;
-use crate::{server, tls};
+use crate::config::{self, Config, ConfigError, ConfigErrors};
+use crate::pipeline::credential::Refresh;
+use crate::pipeline::metrics::Metrics;
+use crate::serve::generation::{BuildError, Generation, Generations};
 
 /// Why a reload was refused; the generation in use keeps serving.
 #[derive(Debug, thiserror::Error)]
@@ -28,54 +21,17 @@ pub enum ReloadError {
     /// Same text as `psu-gateway check`.
     #[error("{0}")]
     Config(ConfigErrors),
-    #[error("cannot build the TLS listener: {0}")]
-    Tls(#[from] rustls::Error),
     #[error(transparent)]
-    Upstream(#[from] crate::upstream::UpstreamBuildError),
-}
-
-/// Everything built from one config.
-pub struct Generation {
-    pub gateway: Arc<Gateway>,
-    pub acceptor: TlsAcceptor,
-    pub http: Arc<auto::Builder<TokioExecutor>>,
-    /// The certificate chain and key the acceptor serves, to tell whether
-    /// the files on disk changed.
-    certs: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-}
-
-impl Generation {
-    fn build(config: Config, metrics: &Arc<Metrics>) -> Result<Self, ReloadError> {
-        let acceptor = TlsAcceptor::from(tls::server_config(&config.tls)?);
-        let http = Arc::new(server::http_builder(&config.limits));
-        let certs = config.tls.certs.clone();
-        let key = config.tls.key.clone_key();
-        let gateway = Arc::new(Gateway::new(config, metrics.clone())?);
-        Ok(Self {
-            gateway,
-            acceptor,
-            http,
-            certs,
-            key,
-        })
-    }
-
-    pub fn config(&self) -> &Config {
-        self.gateway.config()
-    }
+    Build(#[from] BuildError),
 }
 
 /// The generation in use and the means to replace it.
 pub struct Live {
     source: PathBuf,
-    current: ArcSwap<Generation>,
-    metrics: Arc<Metrics>,
+    generations: Arc<Generations>,
     /// One reload or file refresh at a time, so two cannot interleave
     /// their read-build-swap steps.
     swapping: tokio::sync::Mutex<()>,
-    /// Bumped on every swap, so the file watcher can follow new paths.
-    generation: watch::Sender<u64>,
 }
 
 impl Live {
@@ -84,19 +40,22 @@ impl Live {
         let first = Generation::build(config, &metrics)?;
         Ok(Self {
             source,
-            current: ArcSwap::from_pointee(first),
-            metrics,
+            generations: Arc::new(Generations::new(first, metrics)),
             swapping: tokio::sync::Mutex::new(()),
-            generation: watch::channel(0).0,
         })
     }
 
+    /// What the listener serves from.
+    pub fn generations(&self) -> &Arc<Generations> {
+        &self.generations
+    }
+
     pub fn current(&self) -> Arc<Generation> {
-        self.current.load_full()
+        self.generations.current()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        self.generations.metrics()
     }
 
     pub fn source(&self) -> &Path {
@@ -104,8 +63,8 @@ impl Live {
     }
 
     /// Changes whenever a new generation is swapped in.
-    pub fn generations(&self) -> watch::Receiver<u64> {
-        self.generation.subscribe()
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.generations.changes()
     }
 
     /// Re-reads the config file and everything it names (certificate, key,
@@ -114,10 +73,10 @@ impl Live {
         let _one = self.swapping.lock().await;
         let result = self.build_next().map(|next| {
             let routes = next.config().routes.routes().len();
-            self.swap(next);
+            self.generations.swap(next);
             routes
         });
-        self.metrics.config_reload(result.is_ok());
+        self.metrics().config_reload(result.is_ok());
         match &result {
             Ok(routes) => {
                 tracing::info!(config = %self.source.display(), routes, "config reloaded")
@@ -137,12 +96,7 @@ impl Live {
         for warning in &loaded.warnings {
             tracing::warn!("{warning}");
         }
-        Generation::build(loaded.config, &self.metrics)
-    }
-
-    fn swap(&self, next: Generation) {
-        self.current.store(Arc::new(next));
-        self.generation.send_modify(|g| *g += 1);
+        Ok(Generation::build(loaded.config, self.metrics())?)
     }
 
     /// Re-reads the token file and the certificate and key files; a file
@@ -155,53 +109,26 @@ impl Live {
             match token.refresh() {
                 Ok(Refresh::Unchanged) => {}
                 Ok(Refresh::Rotated { old, new }) => {
-                    self.metrics.token_loaded(token.current().loaded_at);
+                    self.metrics().token_loaded(token.current().loaded_at);
                     tracing::info!(old, new, "app token rotated");
                 }
                 Err(e) => {
-                    self.metrics.token_reload_failures.inc();
+                    self.metrics().token_reload_failures.inc();
                     tracing::error!(error = %e, "cannot use the token file; the previous token stays in use");
                 }
             }
         }
-        match self.reread_certificate(&current) {
+        match current.with_certificate_on_disk() {
             Ok(None) => {}
             Ok(Some(next)) => {
-                self.swap(next);
+                self.generations.swap(next);
                 tracing::info!("certificate reloaded");
             }
             Err(e) => {
-                self.metrics.cert_reload_failures.inc();
+                self.metrics().cert_reload_failures.inc();
                 tracing::error!(error = %e, "cannot use the certificate or key files; the previous certificate stays in use");
             }
         }
-    }
-
-    /// A generation serving the certificate now on disk, or `None` when it
-    /// is the one in use.
-    fn reread_certificate(&self, current: &Generation) -> Result<Option<Generation>, String> {
-        let tls = &current.config().tls;
-        let certs = tls::read_certs(&tls.cert_path)?;
-        let key = tls::read_key(&tls.key_path)?;
-        if certs == current.certs && key.secret_der() == current.key.secret_der() {
-            return Ok(None);
-        }
-        let fresh = Tls {
-            cert_path: tls.cert_path.clone(),
-            key_path: tls.key_path.clone(),
-            certs: certs.clone(),
-            key: key.clone_key(),
-            min_version: tls.min_version,
-            hsts: tls.hsts.clone(),
-        };
-        let acceptor = TlsAcceptor::from(tls::server_config(&fresh).map_err(|e| e.to_string())?);
-        Ok(Some(Generation {
-            gateway: current.gateway.clone(),
-            acceptor,
-            http: current.http.clone(),
-            certs,
-            key,
-        }))
     }
 }
 

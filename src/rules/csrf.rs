@@ -5,7 +5,7 @@
 
 use http::header::{HeaderMap, HeaderName, ORIGIN};
 
-use crate::headers::has_token;
+use crate::rules::headers::has_token;
 
 const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 

@@ -22,12 +22,10 @@ use tracing_subscriber::fmt::time::SystemTime as SystemTimer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The access log's target (`RUST_LOG=access=off` turns it off).
-pub const ACCESS: &str = "access";
-/// The audit trail's target.
-pub const AUDIT: &str = "audit";
+pub use crate::pipeline::record::{ACCESS, AUDIT};
+
 /// The targets written here; both are events of this crate with fixed,
-/// simple fields (`proxy::record`).
+/// simple fields (`pipeline::record`).
 const TARGETS: [&str; 2] = [ACCESS, AUDIT];
 
 /// The two line layouts tracing-subscriber offers through `--log-format`.
@@ -93,7 +91,7 @@ where
     }
 }
 
-/// An access or audit event as `proxy::record` writes them: in the current
+/// An access or audit event as `pipeline::record` writes them: in the current
 /// span context, no message, no field names tracing-subscriber rewrites
 /// (`r#` raw identifiers) or hides (`log.` metadata).
 fn ours(event: &Event<'_>) -> bool {

@@ -2,9 +2,10 @@
 //!
 //! On shutdown the accept loop stops at once and every connection follows
 //! one stop signal: requests in flight (and a fresh connection's first
-//! request) finish, tunnels get the rest of `shutdown_grace`. `run` serves each accepted connection on one
-//! of the per-core workers (`workers.rs`); `spawn` (tests, the demo) serves
-//! on the caller's runtime.
+//! request) finish, tunnels get the rest of `shutdown_grace`. Each accepted
+//! connection is served on one of the per-core workers
+//! (`transport::workers`) or, without workers (tests, the demo), on the
+//! caller's runtime.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,163 +13,48 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use prometheus_client::metrics::gauge::Gauge;
+use crate::serve::generation::{Generation, Generations};
+use crate::serve::proxy_protocol;
+use crate::transport::slot::ConnectionSlot;
+use crate::transport::watchdog::{Activity, Tracked, Watched};
+use crate::transport::workers::Workers;
 
-use crate::config::{Config, Limits};
-use crate::live::{Generation, Live, ReloadError};
-use crate::metrics::Metrics;
-use crate::watchdog::{Activity, Tracked, Watched};
-use crate::workers::{self, Workers};
-use crate::{proxy_protocol, rotation};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Build(#[from] ReloadError),
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot start the worker threads: {0}")]
-    Workers(std::io::Error),
-}
-
-/// A gateway serving in the background; dropping it does not stop it,
-/// [`RunningGateway::shutdown`] does.
-pub struct RunningGateway {
-    addr: SocketAddr,
-    live: Arc<Live>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
-}
-
-impl RunningGateway {
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The config generation in use; [`Live::reload`] replaces it.
-    pub fn live(&self) -> &Arc<Live> {
-        &self.live
-    }
-
-    /// Stops accepting, waits for in-flight requests, then returns.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
-    }
-}
-
-/// Starts the gateway on an already bound listener (tests bind port 0),
-/// with the token and certificate files watched, serving connections on
-/// the caller's runtime.
-pub fn spawn(config: Config, listener: TcpListener) -> Result<RunningGateway, StartError> {
-    start(config, listener, None)
-}
-
-/// [`spawn`], but serving connections on `count` worker threads as [`run`]
-/// does.
-pub fn spawn_on_workers(
-    config: Config,
-    listener: TcpListener,
-    count: usize,
-) -> Result<RunningGateway, StartError> {
-    let workers = Workers::start(count).map_err(StartError::Workers)?;
-    start(config, listener, Some(workers))
-}
-
-fn start(
-    config: Config,
-    listener: TcpListener,
-    workers: Option<Workers>,
-) -> Result<RunningGateway, StartError> {
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen.addr,
-        source,
-    })?;
-    let live = Arc::new(Live::new(config, Arc::new(Metrics::new()))?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = Server::new(listener, live.clone(), workers);
-    let task = tokio::spawn(async move {
-        let watcher = rotation::spawn(server.dispatcher.live.clone());
-        server
-            .serve(async {
-                let _ = stopped.await;
-            })
-            .await;
-        watcher.abort();
-    });
-    Ok(RunningGateway {
-        addr,
-        live,
-        stop: Some(stop),
-        task,
-    })
-}
-
-/// Binds `listen.addr` (and `admin.addr`) and serves until `shutdown`
-/// resolves; SIGHUP reloads.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let addr = config.listen.addr;
-    let admin = config.admin.clone();
-    let live = Arc::new(Live::new(config, Arc::new(Metrics::new()))?);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    let admin = match admin {
-        Some(admin) => Some(crate::admin::spawn(&admin, live.clone()).await?),
-        None => None,
-    };
-    let workers = Workers::start(workers::default_count()).map_err(StartError::Workers)?;
-    tracing::info!(addr = %bound, workers = workers.count(), "listening");
-    let hangups = tokio::spawn(crate::signals::reload_on_hangup(live.clone()));
-    let watcher = rotation::spawn(live.clone());
-    Server::new(listener, live, Some(workers))
-        .serve(shutdown)
-        .await;
-    watcher.abort();
-    hangups.abort();
-    if let Some(admin) = admin {
-        admin.abort();
-    }
-    Ok(())
-}
-
-struct Server {
+/// A bound listener and the generations it serves from.
+pub struct Server {
     listener: TcpListener,
     dispatcher: Dispatcher,
 }
 
 impl Server {
-    fn new(listener: TcpListener, live: Arc<Live>, workers: Option<Workers>) -> Self {
+    pub fn new(
+        listener: TcpListener,
+        generations: Arc<Generations>,
+        workers: Option<Workers>,
+    ) -> Self {
         Self {
             listener,
             dispatcher: Dispatcher {
-                live,
+                generations,
                 stopping: watch::channel(false).0,
                 workers,
             },
         }
     }
 
-    async fn serve(self, shutdown: impl Future<Output = ()>) {
+    /// Serves until `shutdown` resolves, then drains within
+    /// `shutdown_grace`.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         self.dispatcher.serve(self.listener, shutdown).await;
     }
 }
 
 /// Hands accepted connections to the workers and tells them when to stop.
 struct Dispatcher {
-    live: Arc<Live>,
+    generations: Arc<Generations>,
     /// Turns true when shutdown begins.
     stopping: watch::Sender<bool>,
     /// Where connections are served; `None`: on the accepting runtime.
@@ -178,11 +64,11 @@ struct Dispatcher {
 impl Dispatcher {
     /// Serves one accepted connection on a worker (or this runtime).
     fn dispatch(&self, stream: std::net::TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
-        let slot = ConnectionSlot::new(slot, self.live.metrics());
+        let slot = ConnectionSlot::new(slot, self.generations.metrics().active_connections.clone());
         let conn = Connection {
             peer,
-            live: self.live.clone(),
-            generation: self.live.current(),
+            generations: self.generations.clone(),
+            generation: self.generations.current(),
             stopping: self.stopping.subscribe(),
         };
         let task = conn.serve(stream, slot);
@@ -197,7 +83,7 @@ impl Dispatcher {
         // At most max_connections are served; beyond that new connections
         // wait in the kernel's backlog until one closes. The size is fixed
         // for the process: a reload cannot change it.
-        let max_connections = self.live.current().config().limits.max_connections;
+        let max_connections = self.generations.current().config().limits.max_connections;
         let slots = Arc::new(Semaphore::new(max_connections));
         loop {
             let slot = tokio::select! {
@@ -244,7 +130,7 @@ impl Dispatcher {
             }
         }
         // The listener is closed: new connections are refused from here.
-        let grace = self.live.current().config().limits.shutdown_grace;
+        let grace = self.generations.current().config().limits.shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
         let _ = self.stopping.send(true);
         tracing::info!(?grace, "stopped accepting; draining");
@@ -266,59 +152,13 @@ impl Dispatcher {
 /// one once shutdown begins (never more than `header_timeout`).
 const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
-pub(crate) fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // header_timeout and idle_timeout are enforced by the watchdog:
-        // hyper's header timer would also cut idle keep-alive connections.
-        .header_read_timeout(None)
-        .max_headers(limits.max_headers)
-        .max_buf_size(limits.max_header_bytes);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    builder
-}
-
-/// One of the `max_connections` slots. A WebSocket tunnel keeps a clone, so
-/// the slot frees only when the connection and its tunnel are both gone.
-#[derive(Debug, Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<SlotGuard>);
-
-#[derive(Debug)]
-struct SlotGuard {
-    _permit: OwnedSemaphorePermit,
-    active: Gauge,
-}
-
-impl ConnectionSlot {
-    fn new(permit: OwnedSemaphorePermit, metrics: &Metrics) -> Self {
-        let active = metrics.active_connections.clone();
-        active.inc();
-        Self(Arc::new(SlotGuard {
-            _permit: permit,
-            active,
-        }))
-    }
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.active.dec();
-    }
-}
-
 /// One accepted TCP connection, from TLS handshake to the last response.
 /// Its timeouts and TLS settings come from the generation in use when it
 /// was accepted; each request on it uses the generation in use when the
 /// request arrives.
 struct Connection {
     peer: SocketAddr,
-    live: Arc<Live>,
+    generations: Arc<Generations>,
     generation: Arc<Generation>,
     stopping: watch::Receiver<bool>,
 }
@@ -347,12 +187,12 @@ impl Connection {
         let tls = match accepted {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                self.live.metrics().tls_handshake_failures.inc();
+                self.generations.metrics().tls_handshake_failures.inc();
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;
             }
             Err(_) => {
-                self.live.metrics().tls_handshake_failures.inc();
+                self.generations.metrics().tls_handshake_failures.inc();
                 tracing::debug!(%peer, "TLS handshake timed out");
                 return;
             }
@@ -360,11 +200,11 @@ impl Connection {
         let http1 = tls.get_ref().1.alpn_protocol() != Some(b"h2");
         let activity = Activity::new(http1);
         let io = TokioIo::new(Watched::new(tls, activity.clone()));
-        let live = self.live;
+        let generations = self.generations;
         let requests = activity.clone();
         let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(slot.clone());
-            let gateway = live.current().gateway.clone();
+            let gateway = generations.current().gateway.clone();
             let in_flight = requests.request_started();
             // Boxed: hyper spawns each h2 stream's future as a task and
             // keeps each HTTP/1 request's in place, and the unboxed one

@@ -6,13 +6,13 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_A
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use crate::cookies::CookieError;
-use crate::csrf::CsrfError;
-use crate::headers::{HeaderError, X_REQUEST_ID};
-use crate::path::PathError;
-use crate::session::SessionError;
-use crate::target::{HostError, TargetError};
-use crate::upstream::{Body, UpstreamError};
+use crate::pipeline::session::SessionError;
+use crate::rules::cookies::CookieError;
+use crate::rules::csrf::CsrfError;
+use crate::rules::headers::{HeaderError, X_REQUEST_ID};
+use crate::rules::path::PathError;
+use crate::rules::target::{HostError, TargetError};
+use crate::transport::upstream::{Body, UpstreamError};
 
 /// A request the gateway answers itself. The `Display` text is the
 /// problem's `detail`: written for an operator, never holding a secret.

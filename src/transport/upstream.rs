@@ -76,7 +76,7 @@ impl UpstreamClient {
             }
             None => builder,
         };
-        let workers = crate::workers::default_count();
+        let workers = crate::transport::workers::default_count();
         let mut client = Client::builder(TokioExecutor::new());
         client
             .pool_idle_timeout(config.pool_idle_timeout)
@@ -123,7 +123,7 @@ impl UpstreamClient {
         request: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let pool = &self.pools[crate::workers::current() % self.pools.len()];
+        let pool = &self.pools[crate::transport::workers::current() % self.pools.len()];
         match tokio::time::timeout(timeout, pool.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(timeout)),
             Ok(Ok(response)) => Ok(response),

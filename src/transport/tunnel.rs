@@ -18,10 +18,10 @@ use hyper_util::rt::TokioIo;
 
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::headers::{self, X_REQUEST_ID};
-use crate::server::ConnectionSlot;
-use crate::upstream::Body;
-use crate::watchdog::{Activity, Watched};
+use crate::rules::headers::{self, X_REQUEST_ID};
+use crate::transport::slot::ConnectionSlot;
+use crate::transport::upstream::Body;
+use crate::transport::watchdog::{Activity, Watched};
 
 /// An HTTP/1.1 `Upgrade: websocket` request (h2's extended CONNECT is
 /// refused earlier as CONNECT).

@@ -17,9 +17,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::Admin;
-use crate::live::Live;
-use crate::routes::Access;
-use crate::server::StartError;
+use crate::control::live::Live;
+use crate::control::run::StartError;
+use crate::rules::routes::Access;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 

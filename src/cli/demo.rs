@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::cli::devcert::{self, DevCertError, DevCertPaths};
 use crate::config::{self, ConfigErrors};
-use crate::devcert::{self, DevCertError, DevCertPaths};
-use crate::server::{self, StartError};
+use crate::control::run::{self, StartError};
 use crate::sim::{Sim, SimOptions};
 
 /// The demo config, used when `conf/demo.toml` is not in the working directory.
-const EMBEDDED_CONFIG: &str = include_str!("../conf/demo.toml");
+const EMBEDDED_CONFIG: &str = include_str!("../../conf/demo.toml");
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -70,9 +70,9 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     }
     loaded.config.upstream.authority = http::uri::Authority::try_from(sim.addr().to_string())
         .map_err(|_| DemoError::Token(std::io::ErrorKind::InvalidInput.into()))?;
-    let stop = crate::signals::shutdown();
+    let stop = crate::control::signals::shutdown();
     let listener = bind(args.listen).await?;
-    let gateway = server::spawn(loaded.config, listener)?;
+    let gateway = run::spawn(loaded.config, listener)?;
     print_instructions(gateway.addr(), sim.addr(), &certs, &token_path);
 
     stop.await;

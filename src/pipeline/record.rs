@@ -6,12 +6,16 @@ use std::time::{Duration, Instant};
 
 use http::Response;
 
-use super::{declared_length, Exchange};
-use crate::logline;
-use crate::routes::Access;
-use crate::session::CacheOutcome;
-use crate::token::ActiveToken;
-use crate::upstream::Body;
+use super::credential::ActiveToken;
+use super::gateway::{declared_length, Exchange};
+use super::session::CacheOutcome;
+use crate::rules::routes::Access;
+use crate::transport::upstream::Body;
+
+/// The access log's target (`RUST_LOG=access=off` turns it off).
+pub const ACCESS: &str = "access";
+/// The audit trail's target.
+pub const AUDIT: &str = "audit";
 
 /// What the access and audit lines report about one request; the pipeline
 /// fills it in step by step.
@@ -48,7 +52,7 @@ impl Record {
         // the response head goes out.
         let bytes_out = declared_length(response.headers());
         tracing::info!(
-            target: logline::ACCESS,
+            target: ACCESS,
             request_id = ex.request_id.to_str().unwrap_or(""),
             peer = %ex.peer,
             method = %method,
@@ -75,7 +79,7 @@ impl Record {
         token_fingerprint: &str,
     ) {
         tracing::info!(
-            target: logline::AUDIT,
+            target: AUDIT,
             request_id = ex.request_id.to_str().unwrap_or(""),
             identity = self.identity.as_deref().unwrap_or("-"),
             route = self.route.as_deref().unwrap_or("-"),

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, COOKIE, HOST};
 
-use crate::cookies::strip_session_cookies;
-use crate::headers::{self, ForwardedFor};
-use crate::routes::{Access, ClientCredentials, Route};
+use crate::rules::cookies::strip_session_cookies;
+use crate::rules::headers::{self, ForwardedFor};
+use crate::rules::routes::{Access, ClientCredentials, Route};
 
 /// What the rewrite of one request depends on.
 pub struct HeadRewrite<'a> {
@@ -88,9 +88,9 @@ mod tests {
     use http::header::AUTHORIZATION;
 
     use super::*;
-    use crate::cookies::join_cookie_fields;
-    use crate::headers::X_PSU_AUTHORIZATION;
-    use crate::routes::PathPattern;
+    use crate::rules::cookies::join_cookie_fields;
+    use crate::rules::headers::X_PSU_AUTHORIZATION;
+    use crate::rules::routes::PathPattern;
 
     const SESSION: &str = ".AspNetCore.Identity.Application";
 

@@ -58,8 +58,8 @@ fn entry(verdict: Verdict, ttl: Duration) -> Entry {
 
 fn cookies(value: &str) -> SessionCookies {
     let header = format!(".AspNetCore.Identity.Application={value}");
-    match crate::cookies::extract_session(&header, &config().cookies) {
-        Ok(crate::cookies::SessionLookup::Present(cookies)) => cookies,
+    match crate::rules::cookies::extract_session(&header, &config().cookies) {
+        Ok(crate::rules::cookies::SessionLookup::Present(cookies)) => cookies,
         _ => panic!("a session cookie"),
     }
 }

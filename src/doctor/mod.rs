@@ -1,7 +1,7 @@
 //! `psu-gateway doctor`: probes the configured upstream and explains, with
 //! the fix, each deployment pitfall it finds.
 //!
-//! The probes ([`probe`]) reduce each network exchange to a plain outcome;
+//! The probes (`probe`) reduce each network exchange to a plain outcome;
 //! the diagnoses ([`connection`], [`answers`], [`expiry`]) are pure
 //! functions from outcomes to [`Finding`]s, so every explanation is
 //! unit-tested without a network.
@@ -18,7 +18,7 @@ use http::header::{HeaderName, AUTHORIZATION};
 use http::uri::{PathAndQuery, Scheme};
 
 use crate::config::{Config, Credential, Session};
-use crate::upstream::UpstreamClient;
+use crate::transport::upstream::UpstreamClient;
 
 /// PSU's endpoint that requires an app token: a 200 there proves the token
 /// reaches PSU and is accepted.

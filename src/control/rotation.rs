@@ -16,7 +16,8 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::live::{Generation, Live};
+use crate::control::live::Live;
+use crate::serve::generation::Generation;
 
 /// The fallback re-read period when no file event arrives.
 pub const REREAD_EVERY: Duration = Duration::from_secs(30);
@@ -45,7 +46,7 @@ async fn watch_files(live: Arc<Live>) {
             None
         }
     };
-    let mut generations = live.generations();
+    let mut generations = live.changes();
     let mut watched = BTreeSet::new();
     let mut timer = tokio::time::interval(REREAD_EVERY);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

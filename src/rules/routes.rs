@@ -10,7 +10,7 @@ use std::fmt;
 
 use http::Method;
 
-use crate::path::route_key;
+use crate::rules::path::route_key;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

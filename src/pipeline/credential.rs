@@ -1,5 +1,6 @@
-//! The app token in use, swappable while requests run: the token file is
-//! re-read when it changes, and the next injected request uses the new one.
+//! The credential step's token: the app token in use, swappable while
+//! requests run. The token file is re-read when it changes, and the next
+//! injected request uses the new one.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,37 +9,9 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
+use crate::config::token::{read_token_file, TokenError};
 use crate::config::Credential;
 use crate::secret::Secret;
-
-/// Why a token text was refused. Never carries the text itself.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("cannot read the token file: {0}")]
-    Unreadable(String),
-    #[error("the token is empty")]
-    Empty,
-    #[error("the token contains spaces, control or non-ASCII characters")]
-    NotVisibleAscii,
-}
-
-/// Trims surrounding whitespace (a trailing newline) and checks the rest.
-pub fn parse_token(text: &str) -> Result<Secret, TokenError> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(TokenError::Empty);
-    }
-    if !trimmed.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(TokenError::NotVisibleAscii);
-    }
-    Ok(Secret::new(trimmed))
-}
-
-/// Reads and checks a token file.
-pub fn read_token_file(path: &Path) -> Result<Secret, TokenError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TokenError::Unreadable(e.to_string()))?;
-    parse_token(&text)
-}
 
 /// One token, ready to inject.
 #[derive(Debug)]
@@ -125,28 +98,6 @@ impl TokenStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_text_is_trimmed_and_checked() {
-        let cases: &[(&str, Result<&str, TokenError>)] = &[
-            ("abc.def.ghi\n", Ok("abc.def.ghi")),
-            ("  abc\r\n", Ok("abc")),
-            ("", Err(TokenError::Empty)),
-            (" \n\t", Err(TokenError::Empty)),
-            ("ab c", Err(TokenError::NotVisibleAscii)),
-            ("abc\r\nX-Evil: 1", Err(TokenError::NotVisibleAscii)),
-            ("ab\u{0}c", Err(TokenError::NotVisibleAscii)),
-            ("tök", Err(TokenError::NotVisibleAscii)),
-        ];
-        for (text, want) in cases {
-            let got = parse_token(text);
-            match (got, want) {
-                (Ok(secret), Ok(want)) => assert_eq!(secret.expose(), *want, "{text:?}"),
-                (Err(got), Err(want)) => assert_eq!(&got, want, "{text:?}"),
-                (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
 
     #[test]
     fn a_failed_refresh_keeps_the_token_in_use() {

@@ -143,7 +143,7 @@ const HOSTILE: [&str; 12] = [
     "\u{1}\u{8}\u{c}\u{1f}",
 ];
 
-/// An access line as `proxy::record` writes one, with `path` and
+/// An access line as `pipeline::record` writes one, with `path` and
 /// `identity` as given.
 fn access(path: &str, identity: &str, total_ms: f64, upstream_ms: Option<f64>) {
     let peer: std::net::SocketAddr = "127.0.0.1:51234".parse().unwrap();

@@ -20,10 +20,10 @@ use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
 use crate::config::Session;
-use crate::cookies::SessionCookies;
-use crate::headers::{set_forwarding, ForwardedFor};
-use crate::metrics::Metrics;
-use crate::upstream::{Body, UpstreamClient};
+use crate::pipeline::metrics::Metrics;
+use crate::rules::cookies::SessionCookies;
+use crate::rules::headers::{set_forwarding, ForwardedFor};
+use crate::transport::upstream::{Body, UpstreamClient};
 
 /// The largest introspection body the gateway reads.
 const MAX_INTROSPECTION_BODY: usize = 64 * 1024;

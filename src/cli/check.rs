@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::config::{Config, TokenSource, UpstreamProtocol};
-use crate::routes::{ClientCredentials, Route};
+use crate::rules::routes::{ClientCredentials, Route};
 
 pub fn summary(config: &Config) -> String {
     let mut out = String::new();

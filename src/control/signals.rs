@@ -33,7 +33,7 @@ pub fn shutdown() -> impl std::future::Future<Output = ()> {
 }
 
 /// Reloads the config on every SIGHUP, for as long as the process runs.
-pub async fn reload_on_hangup(live: std::sync::Arc<crate::live::Live>) {
+pub async fn reload_on_hangup(live: std::sync::Arc<crate::control::live::Live>) {
     #[cfg(unix)]
     {
         let mut hangups = match tokio::signal::unix::signal(
