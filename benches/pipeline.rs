@@ -28,6 +28,7 @@ fn table(n: usize) -> RouteTable {
         access: Access::Inject,
         roles: vec![],
         client_credentials: ClientCredentials::Strip,
+        rate_limit: None,
     }];
     for i in 1..n {
         let pattern = if i % 2 == 0 {
@@ -42,6 +43,7 @@ fn table(n: usize) -> RouteTable {
             access: Access::Session,
             roles: vec![],
             client_credentials: ClientCredentials::Strip,
+            rate_limit: None,
         });
     }
     RouteTable::new(routes).expect("no conflicts")

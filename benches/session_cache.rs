@@ -35,17 +35,22 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
         )
         .await
         .unwrap();
-        let upstream = UpstreamClient::new(&Upstream {
-            scheme: http::uri::Scheme::HTTP,
-            authority: sim.addr().to_string().parse().unwrap(),
-            protocol: UpstreamProtocol::Http1,
-            ca: vec![],
-            server_name: None,
-            connect_timeout: Duration::from_secs(3),
-            pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle: 8,
-            preserve_host: true,
-        })
+        let upstream = UpstreamClient::new(
+            &Upstream {
+                scheme: http::uri::Scheme::HTTP,
+                authority: sim.addr().to_string().parse().unwrap(),
+                protocol: UpstreamProtocol::Http1,
+                ca: vec![],
+                server_name: None,
+                connect_timeout: Duration::from_secs(3),
+                pool_idle_timeout: Duration::from_secs(90),
+                pool_max_idle: 8,
+                preserve_host: true,
+                max_inflight: 512,
+                queue_timeout: Duration::from_secs(2),
+            },
+            Default::default(),
+        )
         .unwrap();
         let session = Session {
             cookies: vec![SESSION.to_owned()],
@@ -56,6 +61,9 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             negative_cache_ttl: Duration::from_secs(5),
             cache_max_entries: 100_000,
             introspect_timeout: Duration::from_secs(2),
+            cookie_shape: psu_gateway::config::CookieShape::Any,
+            max_inflight_introspections: 32,
+            miss_rate: psu_gateway::rate::parse_rate("1000000/s").unwrap(),
         };
         let auth = Arc::new(SessionAuth::new(session, upstream, Default::default()));
         let signin =

@@ -20,6 +20,7 @@
 //! directly.
 
 pub mod duration;
+pub mod rate;
 pub mod secret;
 
 pub mod rules;

@@ -20,6 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use error::{ConfigError, ConfigErrors};
 
+use crate::rate::Rate;
 use crate::rules::routes::RouteTable;
 use crate::secret::Secret;
 
@@ -83,6 +84,8 @@ pub struct Limits {
     pub h2_max_concurrent_streams: u32,
     pub tunnel_idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Connections at once from one client address.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -100,6 +103,7 @@ impl Default for Limits {
             h2_max_concurrent_streams: 100,
             tunnel_idle_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
+            max_connections_per_client: 256,
         }
     }
 }
@@ -122,6 +126,10 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     pub pool_max_idle: usize,
     pub preserve_host: bool,
+    /// Requests waiting for PSU's answer at once, introspection included.
+    pub max_inflight: usize,
+    /// How long a request waits for one of `max_inflight`.
+    pub queue_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +142,21 @@ pub struct Session {
     pub negative_cache_ttl: Duration,
     pub cache_max_entries: u64,
     pub introspect_timeout: Duration,
+    pub cookie_shape: CookieShape,
+    /// Introspection calls to PSU at once.
+    pub max_inflight_introspections: usize,
+    /// Cache misses one client address may cause (burst twice that).
+    pub miss_rate: Rate,
+}
+
+/// Which session cookie values are worth asking PSU about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieShape {
+    /// ASP.NET Core Data Protection payloads only: base64url, `CfDJ8`
+    /// first, at least 64 characters.
+    AspNet,
+    /// Every value.
+    Any,
 }
 
 #[derive(Debug, Clone)]

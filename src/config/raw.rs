@@ -60,6 +60,7 @@ pub(crate) struct RawLimits {
     pub h2_max_concurrent_streams: Option<S<i64>>,
     pub tunnel_idle_timeout: Option<S<String>>,
     pub shutdown_grace: Option<S<String>>,
+    pub max_connections_per_client: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +75,8 @@ pub(crate) struct RawUpstream {
     pub pool_max_idle: Option<S<i64>>,
     #[serde(default = "yes")]
     pub preserve_host: bool,
+    pub max_inflight: Option<S<i64>>,
+    pub queue_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +90,9 @@ pub(crate) struct RawSession {
     pub negative_cache_ttl: Option<S<String>>,
     pub cache_max_entries: Option<S<i64>>,
     pub introspect_timeout: Option<S<String>>,
+    pub cookie_shape: Option<S<String>>,
+    pub max_inflight_introspections: Option<S<i64>>,
+    pub miss_rate: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +136,7 @@ pub(crate) struct RawRoute {
     pub access: Option<S<String>>,
     pub roles: Option<S<Vec<S<String>>>>,
     pub client_credentials: Option<S<String>>,
+    pub rate_limit: Option<S<String>>,
 }
 
 fn yes() -> bool {

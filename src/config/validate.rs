@@ -176,6 +176,18 @@ impl Validator<'_> {
         None
     }
 
+    /// A rate such as `"20/s"`; `None` when absent or malformed (reported).
+    fn rate(&mut self, value: &Option<S<String>>, key: &str) -> Option<crate::rate::Rate> {
+        let value = value.as_ref()?;
+        match crate::rate::parse_rate(value.get_ref()) {
+            Ok(rate) => Some(rate),
+            Err(e) => {
+                self.err(value, key, e.to_string());
+                None
+            }
+        }
+    }
+
     fn socket_addr(&mut self, value: &S<String>, key: &str) -> Option<SocketAddr> {
         let parsed = value.get_ref().parse::<SocketAddr>();
         if parsed.is_err() {

@@ -108,7 +108,7 @@ pub async fn examine(config: &Config) -> Vec<Finding> {
 
     let client = match blocked {
         Some(_) => None,
-        None => match UpstreamClient::new(upstream) {
+        None => match UpstreamClient::new(upstream, Default::default()) {
             Ok(client) => Some(client),
             Err(e) => {
                 findings.push(Finding::new(

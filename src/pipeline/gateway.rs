@@ -2,6 +2,7 @@
 //! rejections into problem responses around `pipeline`, a straight run of
 //! steps that each either pass the request on or refuse it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,12 +12,13 @@ use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::config::{Config, UpstreamProtocol};
+use crate::config::{Config, CookieShape, UpstreamProtocol};
 use crate::pipeline::credential::{ActiveToken, TokenStore};
 use crate::pipeline::metrics::{Metrics, RouteCounters};
 use crate::pipeline::problem::{problem_response, Rejection};
 use crate::pipeline::rewrite::{rewrite_head, HeadRewrite};
 use crate::pipeline::session::{CacheOutcome, IntrospectionContext, SessionAuth};
+use crate::rate::ClientLimiter;
 use crate::rules::cookies::{extract_session, join_cookie_fields, CookieError, SessionLookup};
 use crate::rules::headers::{self, X_REQUEST_ID};
 use crate::rules::path::{normalize_path, route_key};
@@ -39,6 +41,8 @@ pub struct Gateway {
     token: Option<TokenStore>,
     metrics: Arc<Metrics>,
     counters: RouteCounters,
+    /// Each rate-limited route's per-client budget, by route name.
+    route_limits: HashMap<String, ClientLimiter>,
 }
 
 /// Facts about one request that every step may need.
@@ -52,7 +56,10 @@ pub(super) struct Exchange<'a> {
 
 impl Gateway {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, UpstreamBuildError> {
-        let upstream = UpstreamClient::new(&config.upstream)?;
+        let upstream = UpstreamClient::new(
+            &config.upstream,
+            metrics.upstream_connections_opened.clone(),
+        )?;
         let sessions = config
             .session
             .clone()
@@ -62,6 +69,15 @@ impl Gateway {
             metrics.token_loaded(token.current().loaded_at);
         }
         let counters = metrics.route_counters(&config.routes);
+        let route_limits = config
+            .routes
+            .routes()
+            .iter()
+            .filter_map(|route| {
+                let rate = route.rate_limit?;
+                Some((route.name.clone(), ClientLimiter::new(rate, rate.count)))
+            })
+            .collect();
         Ok(Self {
             config,
             upstream,
@@ -69,6 +85,7 @@ impl Gateway {
             token,
             metrics,
             counters,
+            route_limits,
         })
     }
 
@@ -159,8 +176,10 @@ impl Gateway {
         let cookie = join_cookie_fields(request.headers().get_all(COOKIE));
         let session = self.session_cookies(request.headers(), &cookie)?;
         let cookie = cookie.ok().flatten();
-        // 7. The allowlist.
+        // 7. The allowlist, and the route's own rate per client (a sign-in
+        // route's against password guessing).
         let route = self.route(&key, &request, record)?;
+        self.check_route_rate(route, ex)?;
         if route.access.needs_session() {
             // 8. A session used cross-site is a forged request.
             csrf::check(
@@ -294,6 +313,21 @@ impl Gateway {
         }
     }
 
+    fn check_route_rate(&self, route: &Route, ex: &Exchange<'_>) -> Result<(), Rejection> {
+        // Most routes have no limit: no lookup for them.
+        if route.rate_limit.is_none() {
+            return Ok(());
+        }
+        let Some(limiter) = self.route_limits.get(&route.name) else {
+            return Ok(());
+        };
+        limiter
+            .check(ex.peer.ip())
+            .map_err(|t| Rejection::RateLimited {
+                retry_after: t.retry_after,
+            })
+    }
+
     async fn authenticate(
         &self,
         route: &Route,
@@ -306,6 +340,12 @@ impl Gateway {
             record.cache = Some(CacheOutcome::None);
             return Err(Rejection::NoSession);
         };
+        // A value that cannot be a PSU session is not worth PSU's time.
+        if sessions.cookie_shape() == CookieShape::AspNet && !cookies.all_data_protection_payloads()
+        {
+            record.cache = Some(CacheOutcome::None);
+            return Err(Rejection::CookieShape);
+        }
         let ctx = IntrospectionContext {
             peer: ex.peer.ip().to_canonical(),
             host,
@@ -317,7 +357,9 @@ impl Gateway {
             Err(e) => {
                 let outcome = match &e {
                     session::SessionError::Rejected { outcome } => *outcome,
-                    session::SessionError::Unavailable { .. } => CacheOutcome::Miss,
+                    session::SessionError::Unavailable { .. }
+                    | session::SessionError::Throttled { .. }
+                    | session::SessionError::Busy => CacheOutcome::Miss,
                 };
                 record.cache = Some(outcome);
                 self.metrics.session_lookup(outcome.as_str());

@@ -56,6 +56,11 @@ pub struct Metrics {
     pub upstream_seconds: Histogram,
     pub active_connections: Gauge,
     pub tls_handshake_failures: Counter,
+    /// Connections closed right after accept: the client address already
+    /// had `limits.max_connections_per_client` open.
+    pub client_connections_refused: Counter,
+    /// Connections the upstream pools opened to PSU.
+    pub upstream_connections_opened: Counter,
     rejections: Family<ReasonLabel, Counter>,
     config_reloads: Family<OutcomeLabel, Counter>,
     pub token_reload_failures: Counter,
@@ -95,6 +100,8 @@ impl Metrics {
             upstream_seconds: latency_histogram(),
             active_connections: Gauge::default(),
             tls_handshake_failures: Counter::default(),
+            client_connections_refused: Counter::default(),
+            upstream_connections_opened: Counter::default(),
             rejections: Family::default(),
             config_reloads: Family::default(),
             token_reload_failures: Counter::default(),
@@ -148,6 +155,16 @@ impl Metrics {
             "tls_handshake_failures",
             "TLS handshakes that failed or timed out",
             m.tls_handshake_failures.clone(),
+        );
+        registry.register(
+            "client_connections_refused",
+            "Connections closed at accept because their client address had limits.max_connections_per_client open",
+            m.client_connections_refused.clone(),
+        );
+        registry.register(
+            "upstream_connections_opened",
+            "Connections opened to PSU by the upstream pools (a steady load should open almost none)",
+            m.upstream_connections_opened.clone(),
         );
         registry.register(
             "rejections",
@@ -313,6 +330,7 @@ mod tests {
             access,
             roles: Vec::new(),
             client_credentials: ClientCredentials::Strip,
+            rate_limit: None,
         };
         let routes = RouteTable::new(vec![
             route(

@@ -7,6 +7,7 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use crate::pipeline::session::SessionError;
+use crate::rate::retry_after_secs;
 use crate::rules::cookies::CookieError;
 use crate::rules::csrf::CsrfError;
 use crate::rules::headers::{HeaderError, X_REQUEST_ID};
@@ -44,6 +45,13 @@ pub enum Rejection {
     Session(#[from] SessionError),
     #[error("the signed-in user holds none of the roles this route requires")]
     MissingRole,
+    /// `session.cookie_shape = "aspnet"` and a session cookie is not a Data
+    /// Protection payload: it cannot be a PSU session, so PSU is not asked.
+    #[error("the session cookie is not an ASP.NET Core Data Protection payload, so it cannot be a PSU session (session.cookie_shape); sign in again")]
+    CookieShape,
+    /// The route's `rate_limit` for this client address is spent.
+    #[error("this client sent this route more requests than its rate_limit allows; try again after Retry-After seconds")]
+    RateLimited { retry_after: std::time::Duration },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("the request could not be rebuilt for the upstream")]
@@ -97,8 +105,13 @@ impl Rejection {
             Rejection::NoSession => StatusCode::UNAUTHORIZED,
             Rejection::Session(SessionError::Rejected { .. }) => StatusCode::UNAUTHORIZED,
             Rejection::Session(SessionError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Session(SessionError::Throttled { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::Session(SessionError::Busy) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::MissingRole => StatusCode::FORBIDDEN,
+            Rejection::CookieShape => StatusCode::UNAUTHORIZED,
+            Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Rejection::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::Upstream(UpstreamError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Upstream(
                 UpstreamError::Connect(_)
                 | UpstreamError::Protocol(_)
@@ -125,8 +138,26 @@ impl Rejection {
             }
             Rejection::MissingRole => "role",
             Rejection::Session(SessionError::Unavailable { .. }) => "introspection",
+            Rejection::Session(SessionError::Throttled { .. }) => "miss_rate",
+            Rejection::Session(SessionError::Busy) => "introspection_busy",
+            Rejection::CookieShape => "cookie_shape",
+            Rejection::RateLimited { .. } => "rate_limit",
             Rejection::Upstream(UpstreamError::Timeout(_)) => "timeout",
+            Rejection::Upstream(UpstreamError::Busy(_)) => "upstream_busy",
             Rejection::Upstream(_) => "upstream",
+        }
+    }
+
+    /// Seconds for `Retry-After`: when a budget refills for a 429, a
+    /// second when a cap was full, five when PSU itself could not answer.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Rejection::Session(SessionError::Throttled { retry_after })
+            | Rejection::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),
+            Rejection::Session(SessionError::Busy)
+            | Rejection::Upstream(UpstreamError::Busy(_)) => Some(1),
+            _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            _ => None,
         }
     }
 }
@@ -158,8 +189,8 @@ pub fn problem_response(
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(X_REQUEST_ID, request_id.clone());
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    if let Some(secs) = rejection.retry_after() {
+        headers.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     if close {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));

@@ -102,6 +102,7 @@ mod tests {
             access,
             roles: vec![],
             client_credentials,
+            rate_limit: None,
         }
     }
 

@@ -6,6 +6,10 @@
 //! quick_cache's placeholder for its key while it asks PSU, so concurrent
 //! requests with the same cookies wait for that one introspection instead
 //! of stampeding PSU, and share its answer, failures included.
+//!
+//! A miss is PSU work, so it is admitted first: the client address pays
+//! from its `session.miss_rate` budget (hits never do), and at most
+//! `session.max_inflight_introspections` introspections run at once.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -18,13 +22,18 @@ use http_body_util::{BodyExt, Empty, Limited};
 use prometheus_client::metrics::counter::Counter;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
+use tokio::sync::Semaphore;
 
-use crate::config::Session;
+use crate::config::{CookieShape, Session};
 use crate::pipeline::metrics::Metrics;
+use crate::rate::ClientLimiter;
 use crate::rules::cookies::SessionCookies;
 use crate::rules::headers::{set_forwarding, ForwardedFor};
 use crate::transport::upstream::{Body, UpstreamClient};
 
+/// A client may spend twice its `miss_rate` in one burst (a dashboard
+/// opening several tabs at sign-in).
+const MISS_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(2).unwrap();
 /// The largest introspection body the gateway reads.
 const MAX_INTROSPECTION_BODY: usize = 64 * 1024;
 /// How often a miss also drops every expired verdict. quick_cache frees
@@ -90,6 +99,13 @@ pub enum SessionError {
     /// `reason` is for the log; clients only see the generic message.
     #[error("PSU could not confirm the session right now; try again shortly")]
     Unavailable { reason: String },
+    /// The client address spent its `session.miss_rate` budget.
+    #[error("this client presented more new session cookies than session.miss_rate allows; try again after Retry-After seconds")]
+    Throttled { retry_after: Duration },
+    /// `session.max_inflight_introspections` were running for the whole
+    /// `introspect_timeout`.
+    #[error("PSU is already checking as many sessions as session.max_inflight_introspections allows; try again shortly")]
+    Busy,
 }
 
 /// Counts verdicts pushed out while still fresh because the cache is full.
@@ -141,6 +157,10 @@ pub struct SessionAuth {
     config: Session,
     upstream: UpstreamClient,
     metrics: Arc<Metrics>,
+    /// Each client address's `miss_rate` budget.
+    misses: ClientLimiter,
+    /// `max_inflight_introspections` places.
+    introspections: Semaphore,
 }
 
 impl SessionAuth {
@@ -153,9 +173,12 @@ impl SessionAuth {
             DefaultHashBuilder::default(),
             CountEvictions(metrics.session_cache_evictions.clone()),
         );
+        let burst = config.miss_rate.count.saturating_mul(MISS_BURST);
         Self {
             cache,
             dropped_expired: Mutex::new(Instant::now()),
+            misses: ClientLimiter::new(config.miss_rate, burst),
+            introspections: Semaphore::new(config.max_inflight_introspections),
             config,
             upstream,
             metrics,
@@ -166,13 +189,17 @@ impl SessionAuth {
         &self.config.cookies
     }
 
+    pub fn cookie_shape(&self) -> CookieShape {
+        self.config.cookie_shape
+    }
+
     /// A valid session's identity, or why there is none.
     pub async fn authenticate(
         &self,
         cookies: &SessionCookies,
         ctx: &IntrospectionContext<'_>,
     ) -> Result<(Arc<Identity>, CacheOutcome), SessionError> {
-        let (verdict, outcome) = self.verdict(cookies, ctx).await;
+        let (verdict, outcome) = self.verdict(cookies, ctx).await?;
         match verdict {
             Verdict::Valid(identity) => Ok((identity, outcome)),
             Verdict::Invalid => Err(SessionError::Rejected {
@@ -192,21 +219,37 @@ impl SessionAuth {
 
     /// The verdict on these cookies: cached, the answer of an introspection
     /// this request waited for (a failure is shared only with those), or
-    /// PSU's answer now.
+    /// PSU's answer now; an error when the miss is not admitted.
     async fn verdict(
         &self,
         cookies: &SessionCookies,
         ctx: &IntrospectionContext<'_>,
-    ) -> (Verdict, CacheOutcome) {
+    ) -> Result<(Verdict, CacheOutcome), SessionError> {
         let key = cookies.cache_key();
         let arrived = Instant::now();
         loop {
             match self.cache.get_value_or_guard_async(&key).await {
-                Ok(entry) if entry.usable(arrived) => return (entry.verdict, CacheOutcome::Hit),
+                Ok(entry) if entry.usable(arrived) => {
+                    return Ok((entry.verdict, CacheOutcome::Hit))
+                }
                 Ok(_) => {
                     self.cache.remove_if(&key, |entry| !entry.usable(arrived));
                 }
                 Err(placeholder) => {
+                    // Refused here, the placeholder is dropped unfilled:
+                    // a request waiting on the same cookies takes its own
+                    // turn, paying from its own client's budget.
+                    self.misses
+                        .check(ctx.peer)
+                        .map_err(|t| SessionError::Throttled {
+                            retry_after: t.retry_after,
+                        })?;
+                    let timeout = self.config.introspect_timeout;
+                    let Ok(Ok(_place)) =
+                        tokio::time::timeout(timeout, self.introspections.acquire()).await
+                    else {
+                        return Err(SessionError::Busy);
+                    };
                     self.drop_expired_now_and_then();
                     // Boxed: the introspection's state is three times the
                     // rest of this future's, and only a miss needs it;
@@ -221,7 +264,7 @@ impl SessionAuth {
                         self.cache
                             .remove_if(&key, |e| matches!(e.verdict, Verdict::Unavailable(_)));
                     }
-                    return (verdict, CacheOutcome::Miss);
+                    return Ok((verdict, CacheOutcome::Miss));
                 }
             }
         }

@@ -86,6 +86,39 @@ impl SessionCookies {
         Self { pairs }
     }
 
+    /// Whether every session cookie carries an ASP.NET Core Data Protection
+    /// payload ([`is_data_protection_payload`]), a chunked one's chunks
+    /// joined in order first (what ASP.NET decrypts).
+    pub fn all_data_protection_payloads(&self) -> bool {
+        self.pairs.iter().all(|(name, value)| {
+            let value = value.expose();
+            match value.strip_prefix(CHUNKS_PREFIX).and_then(chunk_count) {
+                Some(count) => is_data_protection_payload(&self.joined_chunks(name, count)),
+                None => self.is_chunk(name) || is_data_protection_payload(value),
+            }
+        })
+    }
+
+    /// `NAMEC1`..`NAMECn`'s values, in order (extraction checked they exist).
+    fn joined_chunks(&self, name: &str, count: u32) -> String {
+        (1..=count)
+            .filter_map(|index| {
+                let chunk = format!("{name}C{index}");
+                self.pairs
+                    .iter()
+                    .find(|(cookie, _)| *cookie == chunk)
+                    .map(|(_, value)| value.expose())
+            })
+            .collect()
+    }
+
+    /// Whether `cookie` is a chunk of another cookie here that says `chunks-N`.
+    fn is_chunk(&self, cookie: &str) -> bool {
+        self.pairs.iter().any(|(name, value)| {
+            value.expose().starts_with(CHUNKS_PREFIX) && chunk_digits(cookie, name).is_some()
+        })
+    }
+
     /// SHA-256 over the sorted pairs, each name and value prefixed by its length
     /// (u64 big-endian). Length prefixes rather than `"; "` joining, so no pair
     /// set can be spelled as another (`a=b; c=d` vs one value `b; c=d`).
@@ -156,6 +189,25 @@ pub fn extract_session(header: &str, names: &[String]) -> Result<SessionLookup, 
     } else {
         SessionLookup::Present(SessionCookies::new(pairs))
     })
+}
+
+/// The first bytes of every ASP.NET Core Data Protection payload, base64url:
+/// the magic header 0x09F0C9F0 and the start of the key id.
+const DATA_PROTECTION_PREFIX: &str = "CfDJ8";
+/// Shorter than this cannot hold Data Protection's header, key id, IV and
+/// MAC, let alone a ticket.
+pub const MIN_DATA_PROTECTION_CHARS: usize = 64;
+
+/// Whether `value` has the shape of an ASP.NET Core Data Protection payload
+/// (what PSU's identity cookie is): base64url without padding, `CfDJ8`
+/// first, at least [`MIN_DATA_PROTECTION_CHARS`] characters. Anything else
+/// cannot be a PSU session, so PSU is not asked about it.
+pub fn is_data_protection_payload(value: &str) -> bool {
+    value.len() >= MIN_DATA_PROTECTION_CHARS
+        && value.starts_with(DATA_PROTECTION_PREFIX)
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The Cookie header without any configured session cookie or chunk cookie

@@ -67,6 +67,8 @@ pub struct Route {
     /// Lower-case role names; empty means any authenticated user.
     pub roles: Vec<String>,
     pub client_credentials: ClientCredentials,
+    /// Requests per client address on this route (burst: the count).
+    pub rate_limit: Option<crate::rate::Rate>,
 }
 
 impl Route {
@@ -201,6 +203,7 @@ mod tests {
             access: Access::Public,
             roles: Vec::new(),
             client_credentials: ClientCredentials::Forward,
+            rate_limit: None,
         }
     }
 

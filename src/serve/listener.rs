@@ -19,7 +19,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::serve::generation::{Generation, Generations};
 use crate::serve::proxy_protocol;
-use crate::transport::slot::ConnectionSlot;
+use crate::transport::slot::{ClientConnections, ConnectionSlot};
 use crate::transport::watchdog::{Activity, Tracked, Watched};
 use crate::transport::workers::Workers;
 
@@ -39,6 +39,7 @@ impl Server {
             listener,
             dispatcher: Dispatcher {
                 generations,
+                clients: Arc::default(),
                 stopping: watch::channel(false).0,
                 workers,
             },
@@ -55,6 +56,8 @@ impl Server {
 /// Hands accepted connections to the workers and tells them when to stop.
 struct Dispatcher {
     generations: Arc<Generations>,
+    /// Connections open per client address.
+    clients: Arc<ClientConnections>,
     /// Turns true when shutdown begins.
     stopping: watch::Sender<bool>,
     /// Where connections are served; `None`: on the accepting runtime.
@@ -64,11 +67,11 @@ struct Dispatcher {
 impl Dispatcher {
     /// Serves one accepted connection on a worker (or this runtime).
     fn dispatch(&self, stream: std::net::TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
-        let slot = ConnectionSlot::new(slot, self.generations.metrics().active_connections.clone());
         let conn = Connection {
             peer,
             generations: self.generations.clone(),
             generation: self.generations.current(),
+            clients: self.clients.clone(),
             stopping: self.stopping.subscribe(),
         };
         let task = conn.serve(stream, slot);
@@ -160,11 +163,12 @@ struct Connection {
     peer: SocketAddr,
     generations: Arc<Generations>,
     generation: Arc<Generation>,
+    clients: Arc<ClientConnections>,
     stopping: watch::Receiver<bool>,
 }
 
 impl Connection {
-    async fn serve(mut self, stream: std::net::TcpStream, slot: ConnectionSlot) {
+    async fn serve(mut self, stream: std::net::TcpStream, permit: OwnedSemaphorePermit) {
         let limits = self.generation.config().limits.clone();
         let mut stream = match TcpStream::from_std(stream) {
             Ok(stream) => stream,
@@ -182,6 +186,20 @@ impl Connection {
             Ok(client) => client,
             Err(e) => return e.log(self.peer),
         };
+        // Before the handshake: a client over its share costs no TLS work.
+        let Some(seat) = self
+            .clients
+            .admit(peer.ip(), limits.max_connections_per_client)
+        else {
+            self.generations.metrics().client_connections_refused.inc();
+            tracing::debug!(%peer, max = limits.max_connections_per_client, "connection closed: its client address has limits.max_connections_per_client open");
+            return;
+        };
+        let slot = ConnectionSlot::new(
+            permit,
+            seat,
+            self.generations.metrics().active_connections.clone(),
+        );
         let accepted =
             tokio::time::timeout_at(deadline, self.generation.acceptor.accept(stream)).await;
         let tls = match accepted {

@@ -56,6 +56,10 @@ pub struct SimArgs {
     #[arg(long, value_name = "DURATION", default_value = "25m", value_parser = parse_duration)]
     pub session_ttl: Duration,
 
+    /// How long /api/v1/accessible takes to answer, e.g. 200ms (a loaded PSU).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub introspect_delay: Duration,
+
     /// Name of the session cookie.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_COOKIE_NAME)]
     pub cookie_name: String,
@@ -207,6 +211,7 @@ fn options(args: &SimArgs) -> Result<SimOptions, SimCliError> {
         strip_authorization: args.strip_authorization,
         tls: None,
         static_upstream: args.static_upstream,
+        introspect_delay: args.introspect_delay,
     })
 }
 

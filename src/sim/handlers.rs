@@ -55,6 +55,11 @@ pub async fn handle(
     if normalize(request.uri().path()) == "/sim/sink" {
         return streams::sink(state, request).await;
     }
+    let path = normalize(request.uri().path());
+    let _in_flight = state.recorder.concurrency.enter(&path);
+    if path == "/api/v1/accessible" && !state.introspect_delay.is_zero() {
+        tokio::time::sleep(state.introspect_delay).await;
+    }
     let upgrade = hyper::upgrade::on(&mut request);
     let (parts, body) = request.into_parts();
     let (body, trailers, body_error) = match read_body(body).await {

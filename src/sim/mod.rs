@@ -7,6 +7,7 @@
 
 mod auth;
 mod cli;
+mod concurrency;
 mod cookies;
 mod frontdoor;
 mod handlers;
@@ -33,6 +34,7 @@ use crate::secret::Secret;
 use crate::sim::state::SimState;
 
 pub use cli::{run_cli, MintTokenArgs, SimArgs, SimCliError, SimCommand};
+pub use concurrency::Concurrency;
 pub use recorder::{RecordedRequest, Recorder};
 pub use token::{mint_token, mint_token_at, verify_token, MintedToken, TokenClaims, TokenError};
 pub use users::UsersFileError;
@@ -95,6 +97,8 @@ pub struct SimOptions {
     /// A minimal upstream for load tests (`sim --static`): any session
     /// cookie is valid, answers come from memory, nothing is recorded.
     pub static_upstream: bool,
+    /// How long `/api/v1/accessible` takes to answer, as a loaded PSU would.
+    pub introspect_delay: Duration,
 }
 
 impl Default for SimOptions {
@@ -111,6 +115,7 @@ impl Default for SimOptions {
             strip_authorization: false,
             tls: None,
             static_upstream: false,
+            introspect_delay: Duration::ZERO,
         }
     }
 }

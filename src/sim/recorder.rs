@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Version};
 
+use crate::sim::concurrency::Concurrency;
+
 /// One request as it came off the wire (before any front-door mode touched it).
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
@@ -25,6 +27,8 @@ pub struct RecordedRequest {
 pub struct Recorder {
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
     recorded: Arc<tokio::sync::Notify>,
+    /// Requests in flight and connections accepted.
+    pub concurrency: Concurrency,
 }
 
 impl Recorder {

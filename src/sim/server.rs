@@ -54,6 +54,7 @@ async fn accept_loop(
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    state.recorder.concurrency.connection_accepted();
                     let watcher = graceful.watcher();
                     tokio::spawn(serve_connection(stream, peer, tls.clone(), Arc::clone(&state), watcher));
                 }

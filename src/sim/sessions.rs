@@ -9,9 +9,13 @@ use base64::Engine as _;
 use rand::RngCore as _;
 use serde_json::{json, Value};
 
-/// 48 random bytes encode to 64 base64url characters, about the size of a
-/// real (encrypted) ASP.NET ticket's first chunk.
-const COOKIE_BYTES: usize = 48;
+/// A real identity cookie is an ASP.NET Core Data Protection payload: the
+/// magic header 0x09F0C9F0, then the key id, the IV, the encrypted ticket
+/// and the MAC, base64url without padding, so every value starts `CfDJ8`.
+const DATA_PROTECTION_HEADER: [u8; 4] = [0x09, 0xF0, 0xC9, 0xF0];
+/// Random bytes after the header: 4 + 200 bytes encode to 272 characters,
+/// the size of a small real ticket.
+const COOKIE_BYTES: usize = 200;
 
 /// One sign-in.
 #[derive(Clone, Debug)]
@@ -111,8 +115,9 @@ impl SessionStore {
 }
 
 fn random_cookie_value() -> String {
-    let mut bytes = [0u8; COOKIE_BYTES];
-    rand::rng().fill_bytes(&mut bytes);
+    let mut bytes = [0u8; DATA_PROTECTION_HEADER.len() + COOKIE_BYTES];
+    bytes[..4].copy_from_slice(&DATA_PROTECTION_HEADER);
+    rand::rng().fill_bytes(&mut bytes[4..]);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -147,10 +152,9 @@ mod tests {
         let mut store = SessionStore::new(Duration::from_secs(60));
         let a = store.start(who("a"), now);
         let b = store.start(who("b"), now);
-        assert_eq!(a.len(), 64);
-        assert!(a
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(a.len(), 272);
+        assert!(a.starts_with("CfDJ8"), "{a}");
+        assert!(crate::rules::cookies::is_data_protection_payload(&a));
         assert_ne!(a, b);
         assert_eq!(store.lookup(&a, now).unwrap().identity, "a");
         assert!(

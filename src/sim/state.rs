@@ -25,6 +25,7 @@ pub struct SimState {
     pub iis_anonymous: bool,
     pub strip_authorization: bool,
     pub recorder: Recorder,
+    pub introspect_delay: std::time::Duration,
     /// Set in `--static` mode, which answers from memory and records nothing.
     pub static_stats: Option<StaticStats>,
     sessions: Mutex<SessionStore>,
@@ -45,6 +46,7 @@ impl SimState {
             iis_anonymous: opts.iis_anonymous,
             strip_authorization: opts.strip_authorization,
             recorder,
+            introspect_delay: opts.introspect_delay,
             static_stats: opts.static_upstream.then(StaticStats::default),
             sessions: Mutex::new(SessionStore::new(opts.session_ttl)),
             revoked: Mutex::new(revoked),

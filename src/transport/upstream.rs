@@ -4,8 +4,20 @@
 //! keep-alive connections are reused across requests and introspections, so
 //! the hot path never pays a TCP or TLS handshake towards PSU, and a request
 //! only borrows connections driven by its own thread.
+//!
+//! `upstream.max_inflight` caps the requests waiting for PSU's answer at
+//! once (sent -> response head, the span `upstream_timeout` bounds; a body
+//! still streaming or a WebSocket tunnel holds no place): beyond it a
+//! request queues up to `upstream.queue_timeout`. Each pool keeps up to
+//! `max(pool_max_idle, max_inflight)` idle connections: hyper-util closes a
+//! connection that comes back to a full idle list, so a cap below the
+//! concurrency turned a steady load into a new connection per request. The
+//! in-flight cap bounds how many connections a load can keep busy, so
+//! keeping that many idle costs no more connections than the load opened,
+//! and `pool_idle_timeout` closes them once the load is gone.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,8 +29,10 @@ use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
 use rustls::crypto::ring;
 use rustls::RootCertStore;
+use tokio::sync::Semaphore;
 
 use crate::config::{Upstream, UpstreamProtocol};
 
@@ -38,6 +52,10 @@ pub enum UpstreamError {
     Protocol(#[source] hyper_util::client::legacy::Error),
     #[error("the upstream switched protocols without being asked to")]
     UnexpectedSwitch,
+    /// `upstream.max_inflight` requests were waiting for PSU for the whole
+    /// `queue_timeout`.
+    #[error("PSU already has upstream.max_inflight requests in flight and none finished within {0:?}; try again shortly")]
+    Busy(Duration),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,18 +66,45 @@ pub enum UpstreamBuildError {
     ServerName,
 }
 
-type Pool = Client<HttpsConnector<HttpConnector>, Body>;
+type Pool = Client<Counted<HttpsConnector<HttpConnector>>, Body>;
+
+/// A connector that counts the connections it is asked to open.
+#[derive(Clone)]
+struct Counted<C> {
+    inner: C,
+    opened: Counter,
+}
+
+impl<C: tower_service::Service<Uri>> tower_service::Service<Uri> for Counted<C> {
+    type Response = C::Response;
+    type Error = C::Error;
+    type Future = C::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        self.opened.inc();
+        self.inner.call(uri)
+    }
+}
 
 #[derive(Clone)]
 pub struct UpstreamClient {
-    /// One per worker; `upstream.pool_max_idle` is shared out between them.
+    /// One per worker, each keeping up to `max(pool_max_idle, max_inflight)`
+    /// idle connections (see the module docs).
     pools: Arc<[Pool]>,
+    /// `upstream.max_inflight` places, shared by every worker's pool.
+    inflight: Arc<Semaphore>,
+    queue_timeout: Duration,
     scheme: Scheme,
     authority: http::uri::Authority,
 }
 
 impl UpstreamClient {
-    pub fn new(config: &Upstream) -> Result<Self, UpstreamBuildError> {
+    /// `opened` counts the upstream connections the pools open.
+    pub fn new(config: &Upstream, opened: Counter) -> Result<Self, UpstreamBuildError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -80,7 +125,7 @@ impl UpstreamClient {
         let mut client = Client::builder(TokioExecutor::new());
         client
             .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle.div_ceil(workers))
+            .pool_max_idle_per_host(config.pool_max_idle.max(config.max_inflight))
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new());
         let connector = match config.protocol {
@@ -90,10 +135,16 @@ impl UpstreamClient {
                 builder.enable_http2().wrap_connector(http)
             }
         };
+        let connector = Counted {
+            inner: connector,
+            opened,
+        };
         Ok(Self {
             pools: (0..workers)
                 .map(|_| client.build(connector.clone()))
                 .collect(),
+            inflight: Arc::new(Semaphore::new(config.max_inflight)),
+            queue_timeout: config.queue_timeout,
             scheme: config.scheme.clone(),
             authority: config.authority.clone(),
         })
@@ -117,12 +168,21 @@ impl UpstreamClient {
         &self.authority
     }
 
-    /// Sends a request; `timeout` bounds the wait for the response head.
+    /// Sends a request once one of `max_inflight` places is free (waiting
+    /// up to `queue_timeout`); `timeout` bounds the wait for the response
+    /// head, which frees the place.
     pub async fn send(
         &self,
         request: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let _place = match self.inflight.try_acquire() {
+            Ok(place) => place,
+            Err(_) => tokio::time::timeout(self.queue_timeout, self.inflight.acquire())
+                .await
+                .map_err(|_| UpstreamError::Busy(self.queue_timeout))?
+                .map_err(|_| UpstreamError::Busy(self.queue_timeout))?,
+        };
         let pool = &self.pools[crate::transport::workers::current() % self.pools.len()];
         match tokio::time::timeout(timeout, pool.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(timeout)),

@@ -70,7 +70,10 @@ async fn health_readiness_and_metrics() {
         status_of(&client, &gateway.url("/api/v1/usersession"), None).await,
         Ok(401)
     );
-    let forged = ".AspNetCore.Identity.Application=forged-cookie-value-0815";
+    let forged = &format!(
+        ".AspNetCore.Identity.Application={}",
+        forged_session("forged-cookie-value-0815")
+    );
     assert_eq!(
         status_of(&client, &gateway.url("/api/v1/usersession"), Some(forged)).await,
         Ok(401)

@@ -77,6 +77,13 @@ fn each_config_error_class_exits_2_with_its_place() {
         ("[upstream]", "[forwarding]\ntrusted_proxies = [\"10.0.0.0/33\"]\n\n[upstream]", "trusted_proxies", "forwarding.trusted_proxies", "CIDR"),
         ("[upstream]", "[csrf]\nallowed_origins = [\"https://psu.example.com/path\"]\n\n[upstream]", "allowed_origins", "csrf.allowed_origins", "origin"),
         ("[upstream]", "[admin]\naddr = \"0.0.0.0:9901\"\n\n[upstream]", "addr = \"0.0.0.0:9901\"", "admin.addr", "allow_remote"),
+        ("[upstream]", "[limits]\nmax_connections_per_client = 0\n\n[upstream]", "max_connections_per_client", "limits.max_connections_per_client", "must be an integer"),
+        ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nmax_inflight = 0", "max_inflight", "upstream.max_inflight", "must be an integer"),
+        ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nqueue_timeout = \"soon\"", "queue_timeout", "upstream.queue_timeout", "expected a duration"),
+        ("roles_pointer = \"/roles\"\n", "roles_pointer = \"/roles\"\ncookie_shape = \"strict\"\n", "cookie_shape", "session.cookie_shape", "must be \"aspnet\" or \"any\""),
+        ("roles_pointer = \"/roles\"\n", "roles_pointer = \"/roles\"\nmiss_rate = \"20/d\"\n", "miss_rate", "session.miss_rate", "N/s, N/m or N/h"),
+        ("roles_pointer = \"/roles\"\n", "roles_pointer = \"/roles\"\nmax_inflight_introspections = 0\n", "max_inflight_introspections", "session.max_inflight_introspections", "must be an integer"),
+        ("name = \"signin\"", "name = \"signin\"\nrate_limit = \"ten a minute\"", "rate_limit", "route[1].rate_limit", "N/s, N/m or N/h"),
         ("prefix = \"/sim/status\"\naccess = \"public\"", "prefix = \"/sim/status\"\naccess = \"public\"\n\n[[route]]\nname = \"status2\"\nprefix = \"/SIM/status/\"\naccess = \"deny\"", "prefix = \"/SIM/status/\"", "route[5].prefix", "ties with route[4].prefix"),
     ];
     let mut checked = 0;
@@ -105,7 +112,7 @@ fn each_config_error_class_exits_2_with_its_place() {
         );
         checked += 1;
     }
-    assert!(checked >= 27);
+    assert!(checked >= 34);
 }
 
 #[test]

@@ -11,7 +11,7 @@ async fn introspection_errors_are_503_and_forward_nothing() {
         )
         .start()
         .await;
-    let cookie = format!("{SESSION_COOKIE}=whatever");
+    let cookie = format!("{SESSION_COOKIE}={}", forged_session("whatever"));
     for _ in 0..2 {
         let reply = stack
             .get("/api/v1/usersession", &[("cookie", &cookie)])
@@ -44,7 +44,10 @@ async fn introspection_timeout_is_503() {
     let reply = stack
         .get(
             "/api/v1/usersession",
-            &[("cookie", &format!("{SESSION_COOKIE}=x"))],
+            &[(
+                "cookie",
+                &format!("{SESSION_COOKIE}={}", forged_session("x")),
+            )],
         )
         .await;
     reply.assert_problem(503);
@@ -89,7 +92,10 @@ async fn unreachable_upstream_is_502() {
     stack
         .get(
             "/api/v1/usersession",
-            &[("cookie", &format!("{SESSION_COOKIE}=x"))],
+            &[(
+                "cookie",
+                &format!("{SESSION_COOKIE}={}", forged_session("x")),
+            )],
         )
         .await
         .assert_problem(503);

@@ -5,6 +5,7 @@ mod child;
 mod support;
 
 mod admin;
+mod admission;
 mod browser;
 mod cli;
 mod cookies;

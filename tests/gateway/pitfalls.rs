@@ -63,7 +63,7 @@ async fn iis_without_anonymous_auth_rejects_every_app_token_call() {
         .any(|v| v == "Negotiate"));
     // Through the inject route even the session check fails: IIS answers
     // PSU's introspection endpoint with 401 too.
-    let cookie = format!("{SESSION_COOKIE}=anything");
+    let cookie = format!("{SESSION_COOKIE}={}", forged_session("anything"));
     stack
         .get("/api/v1/usersession", &[("cookie", &cookie)])
         .await

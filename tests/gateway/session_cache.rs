@@ -52,7 +52,7 @@ async fn concurrent_first_requests_share_one_introspection() {
 #[tokio::test]
 async fn negative_answers_are_cached_too() {
     let stack = Setup::default().start().await;
-    let forged = format!("{SESSION_COOKIE}=forged");
+    let forged = format!("{SESSION_COOKIE}={}", forged_session("forged"));
     for _ in 0..5 {
         stack
             .get("/api/v1/usersession", &[("cookie", &forged)])
@@ -127,7 +127,10 @@ async fn waiters_share_a_failed_introspection_and_nothing_is_cached() {
             .start()
             .await,
     );
-    let cookie = Arc::new(format!("{SESSION_COOKIE}=same-for-all"));
+    let cookie = Arc::new(format!(
+        "{SESSION_COOKIE}={}",
+        forged_session("same-for-all")
+    ));
     let request = |stack: Arc<Stack>, cookie: Arc<String>| {
         tokio::spawn(async move {
             stack

@@ -386,3 +386,10 @@ pub fn write_app_token(sim: &Sim, dir: &std::path::Path) -> String {
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
+
+/// A session cookie value with the shape of a real one (an ASP.NET Core
+/// Data Protection payload) that no PSU issued: the gateway asks PSU about
+/// it. `seed` must be base64url text.
+pub fn forged_session(seed: &str) -> String {
+    format!("CfDJ8{seed}{}", "A".repeat(64))
+}

@@ -154,6 +154,12 @@ impl Validator<'_> {
                 "limits.shutdown_grace",
                 d.shutdown_grace,
             ),
+            max_connections_per_client: self.integer(
+                &raw.max_connections_per_client,
+                "limits.max_connections_per_client",
+                d.max_connections_per_client as u64,
+                (1, 1_000_000),
+            ) as usize,
         }
     }
 

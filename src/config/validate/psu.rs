@@ -7,7 +7,15 @@ use http::header::HeaderName;
 use super::Validator;
 use crate::config::raw::{self, S};
 use crate::config::tls;
-use crate::config::{Credential, Session, TokenSource, Upstream, UpstreamProtocol};
+use crate::config::{CookieShape, Credential, Session, TokenSource, Upstream, UpstreamProtocol};
+use crate::rate::Rate;
+
+/// `session.miss_rate` when absent: 20 new cookies a second per client
+/// address is far beyond what one person signing in causes.
+const DEFAULT_MISS_RATE: Rate = Rate {
+    count: std::num::NonZeroU32::new(20).unwrap(),
+    per: Duration::from_secs(1),
+};
 use crate::secret::Secret;
 
 impl Validator<'_> {
@@ -71,6 +79,17 @@ impl Validator<'_> {
             64,
             (0, 100_000),
         ) as usize;
+        let max_inflight = self.integer(
+            &raw.max_inflight,
+            "upstream.max_inflight",
+            512,
+            (1, 1_000_000),
+        ) as usize;
+        let queue_timeout = self.duration(
+            &raw.queue_timeout,
+            "upstream.queue_timeout",
+            Duration::from_secs(2),
+        );
         let (scheme, authority) = url.ok()?;
         Some(Upstream {
             scheme,
@@ -82,6 +101,8 @@ impl Validator<'_> {
             pool_idle_timeout,
             pool_max_idle,
             preserve_host: raw.preserve_host,
+            max_inflight,
+            queue_timeout,
         })
     }
 
@@ -148,6 +169,25 @@ impl Validator<'_> {
                 "session.introspect_timeout",
                 Duration::from_secs(2),
             ),
+            cookie_shape: match &raw.cookie_shape {
+                None => CookieShape::AspNet,
+                Some(text) => self
+                    .one_of(
+                        text,
+                        "session.cookie_shape",
+                        &[("aspnet", CookieShape::AspNet), ("any", CookieShape::Any)],
+                    )
+                    .unwrap_or(CookieShape::AspNet),
+            },
+            max_inflight_introspections: self.integer(
+                &raw.max_inflight_introspections,
+                "session.max_inflight_introspections",
+                32,
+                (1, 100_000),
+            ) as usize,
+            miss_rate: self
+                .rate(&raw.miss_rate, "session.miss_rate")
+                .unwrap_or(DEFAULT_MISS_RATE),
         })
     }
 

@@ -164,6 +164,7 @@ impl Validator<'_> {
             (None, Access::Public) => ClientCredentials::Forward,
             (None, _) => ClientCredentials::Strip,
         };
+        let rate_limit = self.rate(&raw.rate_limit, &format!("{key}.rate_limit"));
         if self.errors_marker() != before {
             return None;
         }
@@ -174,6 +175,7 @@ impl Validator<'_> {
             access,
             roles,
             client_credentials,
+            rate_limit,
         })
     }
 

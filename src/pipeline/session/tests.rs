@@ -13,6 +13,9 @@ fn config() -> Session {
         negative_cache_ttl: Duration::from_secs(5),
         cache_max_entries: 10,
         introspect_timeout: Duration::from_secs(2),
+        cookie_shape: crate::config::CookieShape::Any,
+        max_inflight_introspections: 32,
+        miss_rate: crate::rate::parse_rate("1000000/s").unwrap(),
     }
 }
 
@@ -69,17 +72,22 @@ async fn auth_without_psu() -> SessionAuth {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let upstream = UpstreamClient::new(&crate::config::Upstream {
-        scheme: http::uri::Scheme::HTTP,
-        authority: addr.to_string().parse().unwrap(),
-        protocol: crate::config::UpstreamProtocol::Http1,
-        ca: vec![],
-        server_name: None,
-        connect_timeout: Duration::from_secs(2),
-        pool_idle_timeout: Duration::from_secs(90),
-        pool_max_idle: 1,
-        preserve_host: true,
-    })
+    let upstream = UpstreamClient::new(
+        &crate::config::Upstream {
+            scheme: http::uri::Scheme::HTTP,
+            authority: addr.to_string().parse().unwrap(),
+            protocol: crate::config::UpstreamProtocol::Http1,
+            ca: vec![],
+            server_name: None,
+            connect_timeout: Duration::from_secs(2),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle: 1,
+            preserve_host: true,
+            max_inflight: 512,
+            queue_timeout: Duration::from_secs(2),
+        },
+        Default::default(),
+    )
     .unwrap();
     let config = Session {
         cache_max_entries: 2,

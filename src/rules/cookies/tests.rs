@@ -452,3 +452,67 @@ fn shuffle(items: &mut [String], mut seed: u64) {
         items.swap(i, j);
     }
 }
+
+/// A Data Protection-shaped value of `len` characters.
+fn payload(len: usize) -> String {
+    let mut value = String::from("CfDJ8");
+    value.extend(std::iter::repeat_n('A', len.saturating_sub(5)));
+    value
+}
+
+#[test]
+fn data_protection_shape_with_attack_strings() {
+    assert!(is_data_protection_payload(&payload(64)));
+    assert!(is_data_protection_payload(&format!(
+        "{}-_09az",
+        payload(300)
+    )));
+    let refused = [
+        String::new(),
+        "forged-cookie-value-0815".to_owned(),
+        payload(63),
+        format!("cfdj8{}", &payload(80)[5..]),
+        format!("XCfDJ8{}", payload(80)),
+        format!("{}=", payload(80)),
+        format!("{}+/", payload(80)),
+        format!("{} ", payload(80)),
+        format!("{}%41", payload(80)),
+        format!("{}\u{0}", payload(80)),
+        format!("{}é", payload(80)),
+        "chunks-2".to_owned(),
+    ];
+    for value in &refused {
+        assert!(!is_data_protection_payload(value), "{value:?}");
+    }
+}
+
+#[test]
+fn the_shape_is_judged_on_chunks_joined_in_order() {
+    let names = [".AspNetCore.Identity.Application".to_owned()];
+    let whole = payload(400);
+    let parts: Vec<&str> = (0..10).map(|i| &whole[i * 40..(i + 1) * 40]).collect();
+    let mut header = format!("{}=chunks-{}", names[0], parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        header.push_str(&format!("; {}C{}={part}", names[0], i + 1));
+    }
+    let SessionLookup::Present(cookies) = extract_session(&header, &names).unwrap() else {
+        panic!("chunked cookie not found");
+    };
+    assert!(cookies.all_data_protection_payloads());
+    // Each chunk alone is too short: only the joined value counts, and a
+    // bad byte in any chunk (here chunk 10) is seen in it.
+    let swapped = header.replace(
+        &format!("C10={}", parts[9]),
+        &format!("C10=!{}", &parts[9][1..]),
+    );
+    let SessionLookup::Present(bad) = extract_session(&swapped, &names).unwrap() else {
+        panic!("chunked cookie not found");
+    };
+    assert!(!bad.all_data_protection_payloads());
+
+    let short = format!("{}={}", names[0], payload(63));
+    let SessionLookup::Present(short) = extract_session(&short, &names).unwrap() else {
+        panic!("cookie not found");
+    };
+    assert!(!short.all_data_protection_payloads());
+}

@@ -12,7 +12,8 @@ async fn sign_in_sets_a_cookie_that_accessible_accepts() {
     let set_cookie = reply.headers["set-cookie"].to_str().unwrap();
     let (pair, attributes) = set_cookie.split_once("; ").unwrap();
     let value = pair.strip_prefix(&format!("{COOKIE}=")).unwrap();
-    assert_eq!(value.len(), 64);
+    assert_eq!(value.len(), 272);
+    assert!(value.starts_with("CfDJ8"), "{value}");
     assert_eq!(attributes, "path=/; secure; samesite=lax; httponly");
 
     let me = h
@@ -143,7 +144,7 @@ async fn session_ttl_applies_from_sign_in() {
 #[tokio::test]
 async fn chunked_cookies_round_trip_and_need_every_chunk() {
     let h = Harness::start(|o| {
-        o.cookie_chunk_size = Some(16);
+        o.cookie_chunk_size = Some(70);
         o.cookie_name = "psu".into();
     })
     .await;
