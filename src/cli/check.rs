@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, TokenSource, UpstreamProtocol};
+use crate::config::{Config, Grant, TokenSource, UpstreamProtocol};
 use crate::rules::routes::{ClientCredentials, Route};
 
 pub fn summary(config: &Config) -> String {
@@ -35,15 +35,38 @@ pub fn summary(config: &Config) -> String {
     );
     if let Some(c) = &config.credential {
         // Name the key, not its value: an operator may have pasted the token there.
-        let source = match c.source {
+        let source = c.token.as_ref().map(|t| match t.source {
             TokenSource::File(_) => "credential.token_file",
             TokenSource::Env(_) => "credential.token_env",
+        });
+        let line = match (c.per_user(), source) {
+            (None, Some(source)) => format!("shared: <token from {source}>"),
+            (None, None) => "shared: <no token>".to_owned(),
+            (Some(p), source) => {
+                let how = match p.grant {
+                    Grant::Session => {
+                        "granted by PSU to the signed-in user's own session".to_owned()
+                    }
+                    Grant::Delegated => format!(
+                        "granted with the token from {} for the signed-in user, roles {}",
+                        source.unwrap_or("<none>"),
+                        p.grant_roles
+                            .as_ref()
+                            .map_or_else(|| "the user's own".to_owned(), |r| r.join(", "))
+                    ),
+                };
+                format!(
+                    "per-user: each user's own token, {how}, via {} {}, reused up to {}",
+                    match p.grant {
+                        Grant::Session => "GET",
+                        Grant::Delegated => "POST",
+                    },
+                    p.grant_path,
+                    crate::duration::format_duration(p.token_ttl)
+                )
+            }
         };
-        let _ = writeln!(
-            out,
-            "inject    {}: {} <token from {source}>",
-            c.header, c.scheme
-        );
+        let _ = writeln!(out, "inject    {}: {} <{line}>", c.header, c.scheme);
     }
     let _ = writeln!(out, "routes (an exact path beats any prefix, a longer prefix beats a shorter one; no match -> 404):");
     let _ = writeln!(

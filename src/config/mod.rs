@@ -170,8 +170,57 @@ pub struct Credential {
     pub header: HeaderName,
     /// Empty means the bare token.
     pub scheme: String,
+    /// Shared mode: the token injected. Per-user, delegated: the granting
+    /// token, sent only on `grant_path`. Per-user, session grant: none.
+    pub token: Option<AppToken>,
+    pub mode: CredentialMode,
+}
+
+/// A token the operator gave the gateway, and where it came from.
+#[derive(Debug, Clone)]
+pub struct AppToken {
     pub source: TokenSource,
-    pub token: Secret,
+    pub secret: Secret,
+}
+
+/// Whose token goes on an inject route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialMode {
+    /// One token for everybody.
+    Shared,
+    /// Each signed-in user's own token, granted by PSU.
+    PerUser(PerUser),
+}
+
+/// How the gateway obtains a user's own token (`credential.mode = "per-user"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerUser {
+    pub grant: Grant,
+    pub grant_path: http::uri::PathAndQuery,
+    /// JSON pointer to the token string in the grant answer.
+    pub token_pointer: String,
+    /// How long a granted token is reused (and, delegated, its Expiration).
+    pub token_ttl: Duration,
+    /// Delegated only: the roles a token may carry, as PSU spells them.
+    pub grant_roles: Option<Vec<String>>,
+}
+
+/// Which of PSU's grant calls the gateway makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// `GET grant_path` with the user's own session cookies.
+    Session,
+    /// `POST grant_path` with the granting token, naming the user.
+    Delegated,
+}
+
+impl Credential {
+    pub fn per_user(&self) -> Option<&PerUser> {
+        match &self.mode {
+            CredentialMode::PerUser(per_user) => Some(per_user),
+            CredentialMode::Shared => None,
+        }
+    }
 }
 
 impl Credential {

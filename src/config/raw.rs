@@ -102,6 +102,12 @@ pub(crate) struct RawCredential {
     pub scheme: Option<S<String>>,
     pub token_file: Option<S<String>>,
     pub token_env: Option<S<String>>,
+    pub mode: Option<S<String>>,
+    pub grant: Option<S<String>>,
+    pub grant_path: Option<S<String>>,
+    pub token_pointer: Option<S<String>>,
+    pub token_ttl: Option<S<String>>,
+    pub grant_roles: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

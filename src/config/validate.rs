@@ -38,6 +38,9 @@ pub(crate) fn validate(file: &Path, source: &str) -> Result<Loaded, ConfigErrors
     let upstream = v.upstream(raw.upstream.get_ref());
     let session = raw.session.as_ref().and_then(|s| v.session(s.get_ref()));
     let credential = raw.credential.as_ref().and_then(|c| v.credential(c));
+    if let (Some(raw_credential), Some(credential)) = (&raw.credential, &credential) {
+        v.per_user_needs(&raw, raw_credential, credential);
+    }
     let csrf = v.csrf(&raw.csrf);
     let forwarding = v.forwarding(&raw.forwarding);
     v.proxy_protocol(&raw);
@@ -221,6 +224,11 @@ fn warnings(config: &Config) -> Vec<String> {
             if segments < 3 {
                 out.push(format!("route {:?}: inject on prefix {p:?} covers more than one API path; the app token reaches every endpoint below it", route.name));
             }
+        }
+    }
+    if let Some(per_user) = config.credential.as_ref().and_then(Credential::per_user) {
+        if per_user.grant == Grant::Session {
+            out.push(format!("credential.grant = \"session\": PSU picks the granted tokens' lifetime (its documentation shows a year), and a token the gateway drops (after token_ttl = {}, or on reload) stays valid in PSU until then; prefer grant = \"delegated\", which asks for Expiration = now + token_ttl", crate::duration::format_duration(per_user.token_ttl)));
         }
     }
     let host = config.upstream.authority.host();

@@ -133,7 +133,13 @@ fn not_ready(live: &Live, probe: &Probe, interval: Duration) -> Option<String> {
         .routes()
         .iter()
         .any(|r| r.access == Access::Inject);
-    if injects && generation.gateway.token().is_none() {
+    // A session grant needs no token of the gateway's own.
+    let session_grant = generation
+        .config()
+        .credential
+        .as_ref()
+        .is_some_and(|c| c.token.is_none());
+    if injects && generation.gateway.token().is_none() && !session_grant {
         return Some("no app token loaded".to_owned());
     }
     let last = probe.last.lock().map(|l| l.clone()).unwrap_or(None);

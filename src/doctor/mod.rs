@@ -18,6 +18,7 @@ use http::header::{HeaderName, AUTHORIZATION};
 use http::uri::{PathAndQuery, Scheme};
 
 use crate::config::{Config, Credential, Session};
+use crate::secret::Secret;
 use crate::transport::upstream::UpstreamClient;
 
 /// PSU's endpoint that requires an app token: a 200 there proves the token
@@ -130,16 +131,22 @@ pub async fn examine(config: &Config) -> Vec<Finding> {
 
     match &config.credential {
         None => findings.push(skipped("app token", "no [credential] in the config")),
-        Some(credential) => {
-            findings.push(match &client {
-                None => skipped("app token", blocked.unwrap_or_default()),
-                Some(client) => check_token(client, credential, config).await,
-            });
-            findings.push(expiry::diagnose_expiry(
-                expiry::token_expiry(credential.token.expose()),
-                unix_now(),
-            ));
-        }
+        Some(credential) => match &credential.token {
+            None => findings.push(skipped(
+                "app token",
+                "credential.mode = \"per-user\" with grant = \"session\": the gateway holds no token; PSU grants each user's own",
+            )),
+            Some(token) => {
+                findings.push(match &client {
+                    None => skipped("app token", blocked.unwrap_or_default()),
+                    Some(client) => check_token(client, credential, &token.secret, config).await,
+                });
+                findings.push(expiry::diagnose_expiry(
+                    expiry::token_expiry(token.secret.expose()),
+                    unix_now(),
+                ));
+            }
+        },
     }
     findings
 }
@@ -159,10 +166,15 @@ async fn check_introspection(client: &UpstreamClient, session: &Session) -> Find
     )
 }
 
-async fn check_token(client: &UpstreamClient, credential: &Credential, config: &Config) -> Finding {
+async fn check_token(
+    client: &UpstreamClient,
+    credential: &Credential,
+    token: &Secret,
+    config: &Config,
+) -> Finding {
     let path = PathAndQuery::from_static(TOKEN_PROBE_PATH);
     let timeout = config.limits.upstream_timeout;
-    let value = credential.header_value_for(&credential.token);
+    let value = credential.header_value_for(token);
     let configured = probe::get(
         client,
         &path,
@@ -186,7 +198,7 @@ async fn check_token(client: &UpstreamClient, credential: &Credential, config: &
         header: credential.header.clone(),
         other_header,
         scheme: credential.scheme.clone(),
-        fingerprint: credential.token.fingerprint(),
+        fingerprint: token.fingerprint(),
         timeout,
     };
     answers::diagnose_token(&context, &configured, other.as_ref())

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::config::token::{read_token_file, TokenError};
-use crate::config::Credential;
+use crate::config::{AppToken, Credential, TokenSource};
 use crate::secret::Secret;
 
 /// One token, ready to inject.
@@ -25,7 +25,8 @@ pub struct ActiveToken {
 }
 
 impl ActiveToken {
-    fn new(credential: &Credential, secret: Secret) -> Self {
+    /// `secret` as `credential` injects it.
+    pub fn new(credential: &Credential, secret: Secret) -> Self {
         Self {
             header_value: credential.header_value_for(&secret),
             fingerprint: secret.fingerprint(),
@@ -39,6 +40,7 @@ impl ActiveToken {
 #[derive(Debug)]
 pub struct TokenStore {
     credential: Credential,
+    source: TokenSource,
     current: ArcSwap<ActiveToken>,
 }
 
@@ -54,10 +56,12 @@ pub enum Refresh {
 }
 
 impl TokenStore {
-    pub fn new(credential: &Credential) -> Self {
-        let active = ActiveToken::new(credential, credential.token.clone());
+    /// The store for `token`, the operator's token `credential` names.
+    pub fn new(credential: &Credential, token: &AppToken) -> Self {
+        let active = ActiveToken::new(credential, token.secret.clone());
         Self {
             credential: credential.clone(),
+            source: token.source.clone(),
             current: ArcSwap::from_pointee(active),
         }
     }
@@ -69,9 +73,9 @@ impl TokenStore {
     /// The token file, when the token comes from one (an environment
     /// variable cannot change under a running process).
     pub fn file(&self) -> Option<&Path> {
-        match &self.credential.source {
-            crate::config::TokenSource::File(path) => Some(path),
-            crate::config::TokenSource::Env(_) => None,
+        match &self.source {
+            TokenSource::File(path) => Some(path),
+            TokenSource::Env(_) => None,
         }
     }
 
@@ -104,13 +108,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "first\n").unwrap();
+        let token = AppToken {
+            source: TokenSource::File(file.clone()),
+            secret: Secret::new("first"),
+        };
         let credential = Credential {
             header: http::HeaderName::from_static("x-psu-authorization"),
             scheme: "Bearer".to_owned(),
-            source: crate::config::TokenSource::File(file.clone()),
-            token: Secret::new("first"),
+            token: Some(token.clone()),
+            mode: crate::config::CredentialMode::Shared,
         };
-        let store = TokenStore::new(&credential);
+        let store = TokenStore::new(&credential, &token);
         assert_eq!(store.refresh(), Ok(Refresh::Unchanged));
 
         std::fs::write(&file, "second").unwrap();

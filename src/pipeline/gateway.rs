@@ -14,12 +14,15 @@ use hyper::body::Incoming;
 
 use crate::config::{Config, CookieShape, UpstreamProtocol};
 use crate::pipeline::credential::{ActiveToken, TokenStore};
+use crate::pipeline::grants::{GrantError, GrantRequest, UserTokens};
 use crate::pipeline::metrics::{Metrics, RouteCounters};
 use crate::pipeline::problem::{problem_response, Rejection};
 use crate::pipeline::rewrite::{rewrite_head, HeadRewrite};
-use crate::pipeline::session::{CacheOutcome, IntrospectionContext, SessionAuth};
+use crate::pipeline::session::{CacheOutcome, Identity, IntrospectionContext, SessionAuth};
 use crate::rate::ClientLimiter;
-use crate::rules::cookies::{extract_session, join_cookie_fields, CookieError, SessionLookup};
+use crate::rules::cookies::{
+    extract_session, join_cookie_fields, CookieError, SessionCookies, SessionLookup,
+};
 use crate::rules::headers::{self, X_REQUEST_ID};
 use crate::rules::path::{normalize_path, route_key};
 use crate::rules::routes::{Access, Route};
@@ -43,6 +46,14 @@ pub struct Gateway {
     counters: RouteCounters,
     /// Each rate-limited route's per-client budget, by route name.
     route_limits: HashMap<String, ClientLimiter>,
+    /// Per-user mode: each user's own token.
+    user_tokens: Option<UserTokens>,
+}
+
+/// A session PSU confirmed, for the steps after step 9.
+struct User {
+    identity: Arc<Identity>,
+    cookies: SessionCookies,
 }
 
 /// Facts about one request that every step may need.
@@ -64,7 +75,23 @@ impl Gateway {
             .session
             .clone()
             .map(|s| SessionAuth::new(s, upstream.clone(), metrics.clone()));
-        let token = config.credential.as_ref().map(TokenStore::new);
+        let token = config
+            .credential
+            .as_ref()
+            .and_then(|c| c.token.as_ref().map(|t| TokenStore::new(c, t)));
+        let user_tokens = match (&config.credential, &config.session, &sessions) {
+            (Some(credential), Some(session), Some(auth)) => credential.per_user().map(|p| {
+                UserTokens::new(
+                    credential.clone(),
+                    p.clone(),
+                    upstream.clone(),
+                    auth.psu_calls().clone(),
+                    session,
+                    metrics.clone(),
+                )
+            }),
+            _ => None,
+        };
         if let Some(token) = &token {
             metrics.token_loaded(token.current().loaded_at);
         }
@@ -86,6 +113,7 @@ impl Gateway {
             metrics,
             counters,
             route_limits,
+            user_tokens,
         })
     }
 
@@ -97,9 +125,15 @@ impl Gateway {
         &self.upstream
     }
 
-    /// The app token, when the config has a `[credential]`.
+    /// The operator's token, when the config names one: injected in shared
+    /// mode, sent only on `grant_path` for a delegated per-user grant.
     pub fn token(&self) -> Option<&TokenStore> {
         self.token.as_ref()
+    }
+
+    /// Whether inject routes carry each user's own token.
+    pub fn per_user(&self) -> bool {
+        self.user_tokens.is_some()
     }
 
     /// Serves one request; never fails (rejections become problem+json).
@@ -145,7 +179,12 @@ impl Gateway {
             self.metrics.upstream_seconds.observe(took.as_secs_f64());
         }
         if let Some(token) = record.token.take() {
-            record.log_audit(&method, &ex, &response, &token.fingerprint);
+            let credential = if self.per_user() {
+                "per-user"
+            } else {
+                "shared"
+            };
+            record.log_audit(&method, &ex, &response, &token.fingerprint, credential);
         }
         response
     }
@@ -180,6 +219,7 @@ impl Gateway {
         // route's against password guessing).
         let route = self.route(&key, &request, record)?;
         self.check_route_rate(route, ex)?;
+        let mut user = None;
         if route.access.needs_session() {
             // 8. A session used cross-site is a forged request.
             csrf::check(
@@ -188,8 +228,10 @@ impl Gateway {
                 self.config.csrf.allowed_origins.as_deref(),
             )?;
             // 9. The session must be live in PSU, with a role when required.
-            self.authenticate(route, session, ex, &host, record).await?;
+            user = Some(self.authenticate(route, session, ex, &host, record).await?);
         }
+        // 9b. Per-user mode: the user's own token for an inject route.
+        let own_token = self.user_token(route, user.as_ref(), ex, &host).await?;
         // A WebSocket becomes a tunnel only on public and session routes,
         // towards an HTTP/1.1 upstream, and only once PSU answered 101.
         let websocket = tunnel::wants_websocket(request.version(), request.headers())
@@ -205,7 +247,7 @@ impl Gateway {
         // 10. Strip, then set.
         let fault = FaultFlag::default();
         let (mut upstream_request, token) =
-            self.rewrite(request, route, ex, &path, &host, cookie, &fault)?;
+            self.rewrite(request, route, ex, &path, &host, cookie, own_token, &fault)?;
         record.token = token;
         if websocket {
             tunnel::set_upgrade_headers(upstream_request.headers_mut());
@@ -335,7 +377,7 @@ impl Gateway {
         ex: &Exchange<'_>,
         host: &str,
         record: &mut Record,
-    ) -> Result<(), Rejection> {
+    ) -> Result<User, Rejection> {
         let (Some(sessions), SessionLookup::Present(cookies)) = (&self.sessions, session) else {
             record.cache = Some(CacheOutcome::None);
             return Err(Rejection::NoSession);
@@ -370,9 +412,45 @@ impl Gateway {
         self.metrics.session_lookup(outcome.as_str());
         record.identity.clone_from(&identity.name);
         if identity.has_any_role(&route.roles) {
-            Ok(())
+            Ok(User { identity, cookies })
         } else {
             Err(Rejection::MissingRole)
+        }
+    }
+
+    /// The signed-in user's own token on inject routes in per-user mode;
+    /// `None` elsewhere.
+    async fn user_token(
+        &self,
+        route: &Route,
+        user: Option<&User>,
+        ex: &Exchange<'_>,
+        host: &str,
+    ) -> Result<Option<Arc<ActiveToken>>, Rejection> {
+        let (Some(tokens), Access::Inject, Some(user)) = (&self.user_tokens, route.access, user)
+        else {
+            return Ok(None);
+        };
+        let ctx = IntrospectionContext {
+            peer: ex.peer.ip().to_canonical(),
+            host,
+            upstream_host: self.upstream_host(host),
+            request_id: ex.request_id,
+        };
+        let request = GrantRequest {
+            identity: &user.identity,
+            cookies: &user.cookies,
+            ctx: &ctx,
+            granting: self.token.as_ref(),
+        };
+        match tokens.token_for(&request).await {
+            Ok(token) => Ok(Some(token)),
+            Err(e) => {
+                if let GrantError::Unavailable { reason } = &e {
+                    tracing::warn!(request_id = ex.request_id.to_str().unwrap_or(""), %reason, "per-user token grant unavailable");
+                }
+                Err(e.into())
+            }
         }
     }
 
@@ -386,6 +464,7 @@ impl Gateway {
         path: &str,
         host: &str,
         cookie: Option<String>,
+        own_token: Option<Arc<ActiveToken>>,
         fault: &FaultFlag,
     ) -> Result<(Request<Body>, Option<Arc<ActiveToken>>), Rejection> {
         let (mut parts, body) = request.into_parts();
@@ -397,9 +476,13 @@ impl Gateway {
             .map_err(|_| Rejection::Unforwardable)?;
         let credential_header = self.config.credential.as_ref().map(|c| &c.header);
         // One load: the token logged is the token sent, even when the file
-        // rotates mid-request.
-        let token = match (route.access, &self.token) {
-            (Access::Inject, Some(store)) => Some(store.current()),
+        // rotates mid-request. In per-user mode the operator's token (a
+        // granting token) is never injected.
+        let token = match (route.access, own_token, &self.token) {
+            (Access::Inject, Some(own), _) => Some(own),
+            (Access::Inject, None, Some(store)) if self.user_tokens.is_none() => {
+                Some(store.current())
+            }
             _ => None,
         };
         rewrite_head(

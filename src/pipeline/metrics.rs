@@ -53,6 +53,10 @@ pub struct Metrics {
     pub session_cache_evictions: Counter,
     introspections: Family<OutcomeLabel, Counter>,
     pub introspection_seconds: Histogram,
+    grants: Family<OutcomeLabel, Counter>,
+    pub grant_seconds: Histogram,
+    /// Per-user tokens held in memory.
+    pub minted_tokens: Gauge,
     pub upstream_seconds: Histogram,
     pub active_connections: Gauge,
     pub tls_handshake_failures: Counter,
@@ -97,6 +101,9 @@ impl Metrics {
             session_cache_evictions: Counter::default(),
             introspections: Family::default(),
             introspection_seconds: latency_histogram(),
+            grants: Family::default(),
+            grant_seconds: latency_histogram(),
+            minted_tokens: Gauge::default(),
             upstream_seconds: latency_histogram(),
             active_connections: Gauge::default(),
             tls_handshake_failures: Counter::default(),
@@ -140,6 +147,21 @@ impl Metrics {
             "introspection_duration_seconds",
             "Time for PSU to answer a session introspection",
             m.introspection_seconds.clone(),
+        );
+        registry.register(
+            "grants",
+            "Per-user token grant calls to PSU, by outcome: granted, refused, failed",
+            m.grants.clone(),
+        );
+        registry.register(
+            "grant_duration_seconds",
+            "Time for PSU to answer a per-user token grant",
+            m.grant_seconds.clone(),
+        );
+        registry.register(
+            "minted_tokens",
+            "Per-user tokens held in memory (credential.mode = per-user)",
+            m.minted_tokens.clone(),
         );
         registry.register(
             "upstream_duration_seconds",
@@ -250,6 +272,11 @@ impl Metrics {
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
         self.introspection_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn grant(&self, outcome: &'static str, took: Duration) {
+        self.grants.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.grant_seconds.observe(took.as_secs_f64());
     }
 
     pub fn rejection(&self, reason: &'static str) {

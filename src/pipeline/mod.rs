@@ -11,6 +11,7 @@
 
 pub mod credential;
 pub mod gateway;
+pub mod grants;
 pub mod metrics;
 pub mod problem;
 pub mod record;

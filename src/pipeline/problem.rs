@@ -6,6 +6,7 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_A
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
+use crate::pipeline::grants::GrantError;
 use crate::pipeline::session::SessionError;
 use crate::rate::retry_after_secs;
 use crate::rules::cookies::CookieError;
@@ -52,6 +53,8 @@ pub enum Rejection {
     /// The route's `rate_limit` for this client address is spent.
     #[error("this client sent this route more requests than its rate_limit allows; try again after Retry-After seconds")]
     RateLimited { retry_after: std::time::Duration },
+    #[error(transparent)]
+    Grant(#[from] GrantError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error("the request could not be rebuilt for the upstream")]
@@ -110,6 +113,10 @@ impl Rejection {
             Rejection::MissingRole => StatusCode::FORBIDDEN,
             Rejection::CookieShape => StatusCode::UNAUTHORIZED,
             Rejection::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::Grant(GrantError::Refused | GrantError::NoRoles) => StatusCode::FORBIDDEN,
+            Rejection::Grant(GrantError::Unavailable { .. } | GrantError::Busy) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Rejection::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Rejection::Upstream(UpstreamError::Busy(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Upstream(
@@ -142,6 +149,9 @@ impl Rejection {
             Rejection::Session(SessionError::Busy) => "introspection_busy",
             Rejection::CookieShape => "cookie_shape",
             Rejection::RateLimited { .. } => "rate_limit",
+            Rejection::Grant(GrantError::Refused | GrantError::NoRoles) => "grant_refused",
+            Rejection::Grant(GrantError::Unavailable { .. }) => "grant",
+            Rejection::Grant(GrantError::Busy) => "introspection_busy",
             Rejection::Upstream(UpstreamError::Timeout(_)) => "timeout",
             Rejection::Upstream(UpstreamError::Busy(_)) => "upstream_busy",
             Rejection::Upstream(_) => "upstream",
@@ -155,6 +165,7 @@ impl Rejection {
             Rejection::Session(SessionError::Throttled { retry_after })
             | Rejection::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),
             Rejection::Session(SessionError::Busy)
+            | Rejection::Grant(GrantError::Busy)
             | Rejection::Upstream(UpstreamError::Busy(_)) => Some(1),
             _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(5),
             _ => None,

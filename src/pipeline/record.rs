@@ -77,6 +77,7 @@ impl Record {
         ex: &Exchange<'_>,
         response: &Response<Body>,
         token_fingerprint: &str,
+        credential: &'static str,
     ) {
         tracing::info!(
             target: AUDIT,
@@ -88,6 +89,7 @@ impl Record {
             peer = %ex.peer,
             upstream_status = response.status().as_u16(),
             token = token_fingerprint,
+            credential,
         );
     }
 }

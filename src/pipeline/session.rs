@@ -47,6 +47,8 @@ pub struct Identity {
     pub name: Option<String>,
     /// Lower-case, for case-insensitive role checks.
     pub roles: Vec<String>,
+    /// The same roles as PSU spelled them, for a delegated token grant.
+    pub role_names: Vec<String>,
 }
 
 impl Identity {
@@ -159,8 +161,8 @@ pub struct SessionAuth {
     metrics: Arc<Metrics>,
     /// Each client address's `miss_rate` budget.
     misses: ClientLimiter,
-    /// `max_inflight_introspections` places.
-    introspections: Semaphore,
+    /// `max_inflight_introspections` places, shared with per-user grants.
+    introspections: Arc<Semaphore>,
 }
 
 impl SessionAuth {
@@ -178,7 +180,7 @@ impl SessionAuth {
             cache,
             dropped_expired: Mutex::new(Instant::now()),
             misses: ClientLimiter::new(config.miss_rate, burst),
-            introspections: Semaphore::new(config.max_inflight_introspections),
+            introspections: Arc::new(Semaphore::new(config.max_inflight_introspections)),
             config,
             upstream,
             metrics,
@@ -187,6 +189,11 @@ impl SessionAuth {
 
     pub fn cookie_names(&self) -> &[String] {
         &self.config.cookies
+    }
+
+    /// The places introspection and grant calls share.
+    pub fn psu_calls(&self) -> &Arc<Semaphore> {
+        &self.introspections
     }
 
     pub fn cookie_shape(&self) -> CookieShape {
@@ -421,10 +428,10 @@ fn identity_from_body(body: &[u8], config: &Session) -> Result<Identity, Unavail
         .and_then(|v| v.as_str().map(str::to_owned));
     let roles = match config.roles_pointer.as_deref().map(|p| json.pointer(p)) {
         None | Some(None) | Some(Some(serde_json::Value::Null)) => Vec::new(),
-        Some(Some(serde_json::Value::String(role))) => vec![role.to_lowercase()],
+        Some(Some(serde_json::Value::String(role))) => vec![role.clone()],
         Some(Some(serde_json::Value::Array(items))) => items
             .iter()
-            .map(|item| item.as_str().map(str::to_lowercase))
+            .map(|item| item.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Unavailable("roles must be strings".to_owned()))?,
         Some(Some(_)) => {
@@ -433,7 +440,12 @@ fn identity_from_body(body: &[u8], config: &Session) -> Result<Identity, Unavail
             ))
         }
     };
-    Ok(Identity { name, roles })
+    let roles_lower = roles.iter().map(|r| r.to_lowercase()).collect();
+    Ok(Identity {
+        name,
+        roles: roles_lower,
+        role_names: roles,
+    })
 }
 
 #[cfg(test)]

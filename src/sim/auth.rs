@@ -87,15 +87,17 @@ pub fn usersession(state: &SimState, request: &SimRequest) -> Response<Body> {
     json(StatusCode::OK, &Value::Array(list))
 }
 
-fn session_identity(state: &SimState, headers: &HeaderMap) -> Option<(String, Vec<String>)> {
+/// The identity and roles of the request's live session cookie, if any.
+pub fn session_identity(state: &SimState, headers: &HeaderMap) -> Option<(String, Vec<String>)> {
     let cookie = state.cookie.read(headers)?;
     let sessions = state.sessions();
     let session = sessions.lookup(&cookie.value, Instant::now())?;
     Some((session.identity.clone(), session.roles.clone()))
 }
 
-/// `None` when the request carries no bearer token at all.
-fn token_claims(
+/// The app token's claims as PSU checks them (header choice, signature,
+/// claims, revocation); `None` when the request carries no bearer token.
+pub fn token_claims(
     state: &SimState,
     headers: &HeaderMap,
 ) -> Option<Result<TokenClaims, crate::sim::TokenError>> {

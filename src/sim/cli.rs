@@ -14,8 +14,9 @@ use crate::sim::{
 };
 
 /// Run a PowerShell Universal simulator: sign-in with session cookies, app
-/// tokens, /api/v1/accessible and /api/v1/usersession, plus front-door modes
-/// that reproduce IIS and proxy pitfalls.
+/// tokens, /api/v1/accessible, /api/v1/usersession and
+/// /api/v1/apptoken/grant, plus front-door modes that reproduce IIS and
+/// proxy pitfalls.
 #[derive(Args, Debug, Clone)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct SimArgs {
@@ -59,6 +60,16 @@ pub struct SimArgs {
     /// How long /api/v1/accessible takes to answer, e.g. 200ms (a loaded PSU).
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub introspect_delay: Duration,
+
+    /// Lifetime of a token from GET /api/v1/apptoken/grant, e.g. 365d, 12h
+    /// (units s, m, h, d).
+    #[arg(long, value_name = "DURATION", default_value = "365d", value_parser = parse_grant_ttl)]
+    pub grant_ttl: Duration,
+
+    /// Role that may self-grant an app token (repeatable, case-insensitive;
+    /// default: every signed-in user may). Others get 403.
+    #[arg(long = "self-grant-role", value_name = "ROLE")]
+    pub self_grant_roles: Vec<String>,
 
     /// Name of the session cookie.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_COOKIE_NAME)]
@@ -212,7 +223,35 @@ fn options(args: &SimArgs) -> Result<SimOptions, SimCliError> {
         tls: None,
         static_upstream: args.static_upstream,
         introspect_delay: args.introspect_delay,
+        grant_ttl: args.grant_ttl,
+        self_grant_roles: args.self_grant_roles.clone(),
     })
+}
+
+/// The longest grant lifetime taken: a century keeps expiry arithmetic
+/// far from overflow.
+const MAX_GRANT_TTL_SECS: u64 = 36_500 * 24 * 3600;
+
+/// `<digits><s|m|h|d>`. Not [`parse_duration`]: that caps at 30 days and has
+/// no day unit, while PSU grants tokens for a year. Zero is refused, as a
+/// token that expires when issued is never usable.
+fn parse_grant_ttl(text: &str) -> Result<Duration, String> {
+    let usage = || format!("expected a lifetime such as 365d, 12h, 30m or 90s, got {text:?}");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
+    let (digits, unit) = text.split_at(split);
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 24 * 3600,
+        _ => return Err(usage()),
+    };
+    let value: u64 = digits.parse().map_err(|_| usage())?;
+    value
+        .checked_mul(unit_secs)
+        .filter(|secs| (1..=MAX_GRANT_TTL_SECS).contains(secs))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("a grant lifetime is from 1s to 36500d, got {text:?}"))
 }
 
 /// A chunk size of 0 would make every chunk empty.
@@ -245,129 +284,4 @@ fn load_signing_key(path: Option<&Path>) -> Result<Secret, SimCliError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser, Debug)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Top,
-    }
-
-    #[derive(Subcommand, Debug)]
-    enum Top {
-        Sim(SimArgs),
-    }
-
-    fn parse(args: &[&str]) -> Result<SimArgs, clap::Error> {
-        let argv = ["psu-gateway", "sim"].iter().chain(args);
-        Cli::try_parse_from(argv).map(|cli| match cli.command {
-            Top::Sim(args) => args,
-        })
-    }
-
-    #[test]
-    fn serve_flags_have_psu_defaults() {
-        let args = parse(&[]).unwrap();
-        let opts = options(&args).unwrap();
-        assert_eq!(args.listen, "127.0.0.1:5000".parse().unwrap());
-        assert_eq!(opts.users.len(), 2);
-        assert_eq!(opts.session_ttl, Duration::from_secs(25 * 60));
-        assert_eq!(opts.cookie_name, DEFAULT_COOKIE_NAME);
-        assert_eq!(opts.allowed_roles, ["Administrator"]);
-        assert!(opts.iis_anonymous && !opts.strip_authorization);
-        assert!(!opts.static_upstream);
-        assert_eq!(opts.signing_key.expose(), DEV_SIGNING_KEY);
-    }
-
-    #[test]
-    fn serve_flags_override_everything() {
-        let args = parse(&[
-            "--listen=127.0.0.1:0",
-            "--user",
-            "ops:pw:Operator",
-            "--allowed-role",
-            "Operator",
-            "--revoked",
-            "h1",
-            "--session-ttl",
-            "30s",
-            "--cookie-name",
-            "psu",
-            "--cookie-chunk-size",
-            "16",
-            "--iis-anonymous=false",
-            "--strip-authorization",
-            "--static",
-        ])
-        .unwrap();
-        let opts = options(&args).unwrap();
-        assert!(opts.static_upstream);
-        assert_eq!(opts.users.len(), 1, "explicit users replace the defaults");
-        assert_eq!(opts.users[0].roles, ["Operator"]);
-        assert_eq!(opts.allowed_roles, ["Operator"]);
-        assert_eq!(opts.revoked, ["h1"]);
-        assert_eq!(opts.session_ttl, Duration::from_secs(30));
-        assert_eq!(
-            (opts.cookie_name.as_str(), opts.cookie_chunk_size),
-            ("psu", Some(16))
-        );
-        assert!(!opts.iis_anonymous && opts.strip_authorization);
-    }
-
-    #[test]
-    fn iis_anonymous_takes_an_optional_bool() {
-        assert!(parse(&["--iis-anonymous"]).unwrap().iis_anonymous);
-        assert!(parse(&["--iis-anonymous=true"]).unwrap().iis_anonymous);
-        assert!(!parse(&["--iis-anonymous=false"]).unwrap().iis_anonymous);
-        assert!(parse(&["--iis-anonymous=maybe"]).is_err());
-        assert!(parse(&["--session-ttl", "25"]).is_err());
-        assert!(parse(&["--cookie-chunk-size", "0"]).is_err());
-        assert!(parse(&["--user", "nobody"]).is_err());
-    }
-
-    #[test]
-    fn mint_token_subcommand_parses_and_mints_with_the_key_file() {
-        let args = parse(&[
-            "mint-token",
-            "--identity",
-            "ops",
-            "--role",
-            "A",
-            "--role",
-            "B",
-            "--ttl",
-            "2h",
-        ])
-        .unwrap();
-        let Some(SimCommand::MintToken(mint)) = args.command else {
-            panic!("expected mint-token")
-        };
-        assert_eq!(
-            (mint.identity.as_str(), mint.roles.len(), mint.ttl),
-            ("ops", 2, Duration::from_secs(7200))
-        );
-        assert!(
-            parse(&["--strip-authorization", "mint-token", "--identity", "x"]).is_err(),
-            "serve flags do not mix with mint-token"
-        );
-
-        let path = std::env::temp_dir().join(format!("psu-sim-key-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&path, "  key-from-file\n").unwrap();
-        assert_eq!(
-            load_signing_key(Some(&path)).unwrap().expose(),
-            "key-from-file"
-        );
-        std::fs::write(&path, " \n").unwrap();
-        assert!(matches!(
-            load_signing_key(Some(&path)),
-            Err(SimCliError::EmptyKey { .. })
-        ));
-        std::fs::remove_file(&path).unwrap();
-        assert!(matches!(
-            load_signing_key(Some(&path)),
-            Err(SimCliError::ReadKey { .. })
-        ));
-    }
-}
+mod tests;

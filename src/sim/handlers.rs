@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::sim::recorder::RecordedRequest;
 use crate::sim::state::SimState;
-use crate::sim::{auth, frontdoor, pages, static_mode};
+use crate::sim::{apptoken, auth, frontdoor, pages, static_mode};
 use crate::sim::{streams, websocket};
 
 /// Every simulator response has a small in-memory body.
@@ -141,6 +141,11 @@ async fn route(state: &SimState, request: &SimRequest) -> Response<Body> {
         "/api/v1/signout" => only(method, &Method::POST, || auth::signout(state, request)),
         "/api/v1/accessible" => only(method, &Method::GET, || auth::accessible(state, request)),
         "/api/v1/usersession" => only(method, &Method::GET, || auth::usersession(state, request)),
+        "/api/v1/apptoken/grant" => match *method {
+            Method::GET => apptoken::self_grant(state, request),
+            Method::POST => apptoken::delegated_grant(state, request),
+            _ => method_not_allowed("GET, POST"),
+        },
         "/sim/echo" => echo(request),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -163,8 +168,13 @@ fn only(
     if method == allowed {
         return handler();
     }
+    method_not_allowed(allowed.as_str())
+}
+
+/// 405 naming the methods the route takes.
+fn method_not_allowed(allow: &str) -> Response<Body> {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    if let Ok(value) = HeaderValue::from_str(allowed.as_str()) {
+    if let Ok(value) = HeaderValue::from_str(allow) {
         response.headers_mut().insert(ALLOW, value);
     }
     response

@@ -5,11 +5,14 @@
 //! finish (up to a few seconds) and returns when the server task is done.
 //! Dropping a [`Sim`] starts the same graceful stop without waiting for it.
 
+mod apptoken;
 mod auth;
 mod cli;
 mod concurrency;
 mod cookies;
 mod frontdoor;
+mod grant_request;
+mod grants;
 mod handlers;
 mod pages;
 mod recorder;
@@ -35,6 +38,7 @@ use crate::sim::state::SimState;
 
 pub use cli::{run_cli, MintTokenArgs, SimArgs, SimCliError, SimCommand};
 pub use concurrency::Concurrency;
+pub use grants::{Grant, GrantForm};
 pub use recorder::{RecordedRequest, Recorder};
 pub use token::{mint_token, mint_token_at, verify_token, MintedToken, TokenClaims, TokenError};
 pub use users::UsersFileError;
@@ -46,6 +50,8 @@ pub const DEV_SIGNING_KEY: &str = "psu-sim-dev-signing-key-change-me-0123456789"
 pub const DEFAULT_COOKIE_NAME: &str = ".AspNetCore.Identity.Application";
 /// PSU's default session lifetime.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(25 * 60);
+/// Lifetime of a self-granted app token: one year, as in PSU's docs example.
+pub const DEFAULT_GRANT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A PSU user who can sign in with a password.
 #[derive(Clone, Debug)]
@@ -99,6 +105,12 @@ pub struct SimOptions {
     pub static_upstream: bool,
     /// How long `/api/v1/accessible` takes to answer, as a loaded PSU would.
     pub introspect_delay: Duration,
+    /// Lifetime of a token from `GET /api/v1/apptoken/grant`, in whole
+    /// seconds (a fraction is dropped, as JWT times are seconds).
+    pub grant_ttl: Duration,
+    /// Roles that may self-grant (compared ignoring case); empty lets
+    /// every signed-in user, as PSU's docs do not say otherwise.
+    pub self_grant_roles: Vec<String>,
 }
 
 impl Default for SimOptions {
@@ -116,6 +128,8 @@ impl Default for SimOptions {
             tls: None,
             static_upstream: false,
             introspect_delay: Duration::ZERO,
+            grant_ttl: DEFAULT_GRANT_TTL,
+            self_grant_roles: Vec::new(),
         }
     }
 }
@@ -168,6 +182,11 @@ impl Sim {
     /// Revokes the app token with this hash claim from now on.
     pub fn revoke(&self, hash: &str) {
         self.state.revoke(hash);
+    }
+
+    /// Every successful `/api/v1/apptoken/grant`, oldest first.
+    pub fn grants(&self) -> Vec<Grant> {
+        self.state.grants().list()
     }
 
     /// Expires every live session now, so tests need not sleep.

@@ -1,4 +1,4 @@
-//! The simulator's shared state: users, key, sessions, revocations, recorder.
+//! The simulator's shared state: users, key, sessions, revocations, grants, recorder.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard};
@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::secret::Secret;
 use crate::sim::cookies::CookieConfig;
+use crate::sim::grants::GrantLog;
 use crate::sim::recorder::Recorder;
 use crate::sim::sessions::SessionStore;
 use crate::sim::static_mode::StaticStats;
@@ -26,15 +27,21 @@ pub struct SimState {
     pub strip_authorization: bool,
     pub recorder: Recorder,
     pub introspect_delay: std::time::Duration,
+    /// Lifetime of a token from `GET /api/v1/apptoken/grant`.
+    pub grant_ttl: std::time::Duration,
+    /// Roles allowed to self-grant; empty lets everyone.
+    pub self_grant_roles: Vec<String>,
     /// Set in `--static` mode, which answers from memory and records nothing.
     pub static_stats: Option<StaticStats>,
     sessions: Mutex<SessionStore>,
     revoked: Mutex<HashSet<String>>,
+    grants: Mutex<GrantLog>,
 }
 
 impl SimState {
     pub fn new(opts: SimOptions, recorder: Recorder) -> Self {
         let revoked = opts.revoked.iter().map(|h| normalize_hash(h)).collect();
+        let grants = GrantLog::new(&opts.users);
         Self {
             users: opts.users,
             signing_key: opts.signing_key,
@@ -47,9 +54,12 @@ impl SimState {
             strip_authorization: opts.strip_authorization,
             recorder,
             introspect_delay: opts.introspect_delay,
+            grant_ttl: opts.grant_ttl,
+            self_grant_roles: opts.self_grant_roles,
             static_stats: opts.static_upstream.then(StaticStats::default),
             sessions: Mutex::new(SessionStore::new(opts.session_ttl)),
             revoked: Mutex::new(revoked),
+            grants: Mutex::new(grants),
         }
     }
 
@@ -77,6 +87,10 @@ impl SimState {
 
     pub fn sessions(&self) -> MutexGuard<'_, SessionStore> {
         lock(&self.sessions)
+    }
+
+    pub fn grants(&self) -> MutexGuard<'_, GrantLog> {
+        lock(&self.grants)
     }
 }
 

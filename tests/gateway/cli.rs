@@ -77,6 +77,13 @@ fn each_config_error_class_exits_2_with_its_place() {
         ("[upstream]", "[forwarding]\ntrusted_proxies = [\"10.0.0.0/33\"]\n\n[upstream]", "trusted_proxies", "forwarding.trusted_proxies", "CIDR"),
         ("[upstream]", "[csrf]\nallowed_origins = [\"https://psu.example.com/path\"]\n\n[upstream]", "allowed_origins", "csrf.allowed_origins", "origin"),
         ("[upstream]", "[admin]\naddr = \"0.0.0.0:9901\"\n\n[upstream]", "addr = \"0.0.0.0:9901\"", "admin.addr", "allow_remote"),
+        ("token_file = \"app-token\"", "token_file = \"app-token\"\ngrant = \"session\"", "grant = ", "credential.grant", "only applies with credential.mode = \"per-user\""),
+        ("token_file = \"app-token\"", "token_file = \"app-token\"\nmode = \"per-user\"", "[credential]", "credential", "uses no token of the gateway's own"),
+        ("token_file = \"app-token\"", "mode = \"per-user\"\ngrant = \"delegated\"", "[credential]", "credential", "needs the granting token"),
+        ("token_file = \"app-token\"", "mode = \"per-user\"\ngrant_roles = [\"Reader\"]", "grant_roles", "credential.grant_roles", "only applies with grant = \"delegated\""),
+        ("token_file = \"app-token\"", "mode = \"per-user\"\ngrant = \"stolen\"", "grant = ", "credential.grant", "must be \"session\" or \"delegated\""),
+        ("token_file = \"app-token\"", "mode = \"each\"", "mode = ", "credential.mode", "must be \"shared\" or \"per-user\""),
+        ("roles_pointer = \"/roles\"\n\n[credential]\n", "\n[credential]\nmode = \"per-user\"\ngrant = \"delegated\"\n", "[credential]", "credential.grant_roles", "set session.roles_pointer"),
         ("[upstream]", "[limits]\nmax_connections_per_client = 0\n\n[upstream]", "max_connections_per_client", "limits.max_connections_per_client", "must be an integer"),
         ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nmax_inflight = 0", "max_inflight", "upstream.max_inflight", "must be an integer"),
         ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nqueue_timeout = \"soon\"", "queue_timeout", "upstream.queue_timeout", "expected a duration"),
@@ -112,7 +119,7 @@ fn each_config_error_class_exits_2_with_its_place() {
         );
         checked += 1;
     }
-    assert!(checked >= 34);
+    assert!(checked >= 41);
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod h2_attacks;
 mod haproxy;
 mod inject;
 mod keys;
+mod per_user;
 mod pitfalls;
 mod proxy_protocol;
 mod rejections;

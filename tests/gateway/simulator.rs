@@ -1,6 +1,6 @@
 //! The simulator over real sockets: the harness, pages, recording, h2c,
 //! TLS, shutdown and static mode here; PSU's sessions in `sessions`, app
-//! tokens and front-door modes in `tokens`.
+//! tokens and front-door modes in `tokens`, app-token grants in `grants`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod grants;
 mod sessions;
 mod tokens;
 

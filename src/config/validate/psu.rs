@@ -7,7 +7,10 @@ use http::header::HeaderName;
 use super::Validator;
 use crate::config::raw::{self, S};
 use crate::config::tls;
-use crate::config::{CookieShape, Credential, Session, TokenSource, Upstream, UpstreamProtocol};
+use crate::config::{
+    AppToken, CookieShape, Credential, CredentialMode, Grant, PerUser, Session, TokenSource,
+    Upstream, UpstreamProtocol,
+};
 use crate::rate::Rate;
 
 /// `session.miss_rate` when absent: 20 new cookies a second per client
@@ -232,7 +235,27 @@ impl Validator<'_> {
                 String::new()
             }
         };
+        let mode = self.credential_mode(raw);
+        let wants_token = !matches!(
+            &mode,
+            Some(CredentialMode::PerUser(PerUser {
+                grant: Grant::Session,
+                ..
+            }))
+        );
         let (source, token) = match (&c.token_file, &c.token_env) {
+            (None, None) if !wants_token => {
+                return Some(Credential {
+                    header: header?,
+                    scheme,
+                    token: None,
+                    mode: mode?,
+                })
+            }
+            (Some(_), _) | (_, Some(_)) if !wants_token => {
+                self.err(raw, "credential", "grant = \"session\" uses no token of the gateway's own: remove token_file / token_env");
+                return None;
+            }
             (Some(file), None) => {
                 let path = self.resolve(file.get_ref());
                 let token = std::fs::read_to_string(&path)
@@ -259,16 +282,152 @@ impl Validator<'_> {
                 )
             }
             _ => {
-                self.err(raw, "credential", "set exactly one of token_file or token_env (the token is never written in this file)");
+                let what = match mode {
+                    Some(CredentialMode::PerUser(_)) => "grant = \"delegated\" needs the granting token: set exactly one of token_file or token_env (the token is never written in this file)",
+                    _ => "set exactly one of token_file or token_env (the token is never written in this file)",
+                };
+                self.err(raw, "credential", what);
                 return None;
             }
         };
         Some(Credential {
             header: header?,
             scheme,
-            source,
-            token: token?,
+            token: Some(AppToken {
+                source,
+                secret: token?,
+            }),
+            mode: mode?,
         })
+    }
+
+    /// What per-user mode needs from `[session]`: the user's name (the
+    /// token is the user's, and cached under it) and, for a delegated grant
+    /// without `grant_roles`, the user's roles.
+    pub(super) fn per_user_needs(
+        &mut self,
+        raw: &raw::RawConfig,
+        at: &S<raw::RawCredential>,
+        credential: &Credential,
+    ) {
+        let Some(per_user) = credential.per_user() else {
+            return;
+        };
+        let session = raw.session.as_ref().map(|s| s.get_ref());
+        if session.is_some_and(|s| s.identity_pointer.is_none()) {
+            self.err(at, "credential.mode", "per-user needs session.identity_pointer: the token is granted to, and cached for, the signed-in user by name");
+        }
+        if per_user.grant == Grant::Delegated
+            && per_user.grant_roles.is_none()
+            && session.is_some_and(|s| s.roles_pointer.is_none())
+        {
+            self.err(at, "credential.grant_roles", "a delegated grant gives the token the user's roles: set session.roles_pointer, or list grant_roles");
+        }
+    }
+
+    /// `mode` and the per-user keys; the per-user keys are errors in shared mode.
+    fn credential_mode(&mut self, raw: &S<raw::RawCredential>) -> Option<CredentialMode> {
+        let c = raw.get_ref();
+        let per_user = match &c.mode {
+            None => false,
+            Some(mode) => self
+                .one_of(
+                    mode,
+                    "credential.mode",
+                    &[("shared", false), ("per-user", true)],
+                )
+                .unwrap_or(false),
+        };
+        if !per_user {
+            let keys = [
+                ("grant", c.grant.as_ref().map(|v| v.span())),
+                ("grant_path", c.grant_path.as_ref().map(|v| v.span())),
+                ("token_pointer", c.token_pointer.as_ref().map(|v| v.span())),
+                ("token_ttl", c.token_ttl.as_ref().map(|v| v.span())),
+                ("grant_roles", c.grant_roles.as_ref().map(|v| v.span())),
+            ];
+            for (key, span) in keys {
+                if let Some(span) = span {
+                    self.sink.at(
+                        Some(span),
+                        format!("credential.{key}"),
+                        "only applies with credential.mode = \"per-user\"",
+                    );
+                }
+            }
+            return Some(CredentialMode::Shared);
+        }
+        let grant = match &c.grant {
+            None => Grant::Session,
+            Some(g) => self.one_of(
+                g,
+                "credential.grant",
+                &[("session", Grant::Session), ("delegated", Grant::Delegated)],
+            )?,
+        };
+        let grant_path = match &c.grant_path {
+            None => http::uri::PathAndQuery::from_static("/api/v1/apptoken/grant"),
+            Some(p) => {
+                let parsed = p
+                    .get_ref()
+                    .parse::<http::uri::PathAndQuery>()
+                    .ok()
+                    .filter(|pq| {
+                        pq.path().starts_with('/')
+                            && crate::rules::path::normalize_path(pq.path()).as_deref()
+                                == Ok(pq.path())
+                    });
+                match parsed {
+                    Some(pq) => pq,
+                    None => {
+                        self.err(
+                            p,
+                            "credential.grant_path",
+                            "must be a normalized absolute path such as \"/api/v1/apptoken/grant\"",
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let token_pointer = match &c.token_pointer {
+            None => "/token".to_owned(),
+            Some(p) => self.pointer(&Some(p.clone()), "credential.token_pointer")?,
+        };
+        let token_ttl = self.positive_duration(
+            &c.token_ttl,
+            "credential.token_ttl",
+            Duration::from_secs(15 * 60),
+        );
+        let grant_roles = match (&c.grant_roles, grant) {
+            (Some(roles), Grant::Session) => {
+                self.err(roles, "credential.grant_roles", "only applies with grant = \"delegated\" (a session grant carries the user's own roles)");
+                None
+            }
+            (Some(roles), Grant::Delegated) if roles.get_ref().is_empty() => {
+                self.err(
+                    roles,
+                    "credential.grant_roles",
+                    "must name at least one role, or be left out for all the user's roles",
+                );
+                None
+            }
+            (Some(roles), Grant::Delegated) => Some(
+                roles
+                    .get_ref()
+                    .iter()
+                    .map(|r| r.get_ref().clone())
+                    .collect(),
+            ),
+            (None, _) => None,
+        };
+        Some(CredentialMode::PerUser(PerUser {
+            grant,
+            grant_path,
+            token_pointer,
+            token_ttl,
+            grant_roles,
+        }))
     }
 
     /// Checks a token without ever putting its text in a message.
