@@ -1,5 +1,6 @@
 //! `psu-gateway demo`: the simulator, a dev certificate and the gateway on
-//! loopback, with the commands to try printed on stdout.
+//! loopback, with the commands to try printed on stdout; `--per-user`
+//! shows two users each getting their own PSU token.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,10 +11,11 @@ use tokio::net::TcpListener;
 use crate::cli::devcert::{self, DevCertError, DevCertPaths};
 use crate::config::{self, ConfigErrors};
 use crate::control::run::{self, StartError};
-use crate::sim::{Sim, SimOptions};
+use crate::sim::{Sim, SimOptions, SimUser};
 
-/// The demo config, used when `conf/demo.toml` is not in the working directory.
+/// The demo configs, used when `conf/` is not in the working directory.
 const EMBEDDED_CONFIG: &str = include_str!("../../conf/demo.toml");
+const EMBEDDED_PER_USER: &str = include_str!("../../conf/demo-per-user.toml");
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -23,6 +25,10 @@ pub struct DemoArgs {
     /// Where the PSU simulator listens (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub sim_listen: SocketAddr,
+    /// Each signed-in user's own PSU token instead of one shared token
+    /// (conf/demo-per-user.toml).
+    #[arg(long)]
+    pub per_user: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,25 +50,37 @@ pub enum DemoError {
 
 pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let root = std::env::current_dir().map_err(DemoError::Token)?;
-    let config_path = root.join("conf").join("demo.toml");
-    let config_text =
-        std::fs::read_to_string(&config_path).unwrap_or_else(|_| EMBEDDED_CONFIG.to_owned());
+    let (file, embedded) = match args.per_user {
+        false => ("demo.toml", EMBEDDED_CONFIG),
+        true => ("demo-per-user.toml", EMBEDDED_PER_USER),
+    };
+    let config_path = root.join("conf").join(file);
+    let config_text = std::fs::read_to_string(&config_path).unwrap_or_else(|_| embedded.to_owned());
     let certs = ensure_cert(&root.join("certs"))?;
 
     let sim_listener = bind(args.sim_listen).await?;
-    let sim = Sim::spawn(SimOptions::default(), sim_listener)
+    let mut options = SimOptions::default();
+    if args.per_user {
+        options
+            .users
+            .push(SimUser::new("alice", "alice", &["Administrator"]));
+    }
+    let sim = Sim::spawn(options, sim_listener)
         .await
         .map_err(|source| DemoError::Bind {
             addr: args.sim_listen,
             source,
         })?;
-    let token_path = root.join("target").join("demo").join("app-token");
-    let minted = sim.mint_token(
-        "psu-gateway",
-        &["Administrator"],
-        Duration::from_secs(12 * 3600),
-    );
-    write_token(&token_path, minted.token.expose())?;
+    // Per-user with a session grant: the gateway holds no token at all.
+    let token_path = (!args.per_user).then(|| root.join("target").join("demo").join("app-token"));
+    if let Some(path) = &token_path {
+        let minted = sim.mint_token(
+            "psu-gateway",
+            &["Administrator"],
+            Duration::from_secs(12 * 3600),
+        );
+        write_token(path, minted.token.expose())?;
+    }
 
     let mut loaded = config::load_str(&config_path, &config_text).map_err(DemoError::Config)?;
     for warning in &loaded.warnings {
@@ -73,13 +91,18 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let stop = crate::control::signals::shutdown();
     let listener = bind(args.listen).await?;
     let gateway = run::spawn(loaded.config, listener)?;
-    print_instructions(gateway.addr(), sim.addr(), &certs, &token_path);
+    match &token_path {
+        Some(path) => print_instructions(gateway.addr(), sim.addr(), &certs, path),
+        None => print_per_user(gateway.addr(), sim.addr(), &certs),
+    }
 
     stop.await;
     println!("stopping");
     gateway.shutdown().await;
     sim.shutdown().await;
-    let _ = std::fs::remove_file(&token_path);
+    if let Some(path) = &token_path {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 
@@ -133,6 +156,29 @@ fn print_instructions(gateway: SocketAddr, sim: SocketAddr, certs: &DevCertPaths
     println!(
         "  curl --cacert {ca} -i -H 'X-PSU-Authorization: Bearer forged' {url}/api/v1/usersession"
     );
+    println!();
+    println!("Ctrl-C stops everything.");
+}
+
+fn print_per_user(gateway: SocketAddr, sim: SocketAddr, certs: &DevCertPaths) {
+    let url = format!("https://{gateway}");
+    let ca = certs.cert.display();
+    println!("psu-gateway demo (per-user tokens)");
+    println!("  gateway     {url}  (config conf/demo-per-user.toml)");
+    println!("  simulator   http://{sim}  (users admin/admin and alice/alice with role Administrator, reader/reader with role Reader)");
+    println!("  app token   none: PSU grants each signed-in user their own");
+    println!();
+    println!("Try, in another terminal:");
+    println!("  # 1. sign in as two users, each with a cookie jar of their own");
+    for user in ["admin", "alice"] {
+        println!("  curl --cacert {ca} -c /tmp/psu-jar-{user} -H 'Content-Type: application/json' -d '{{\"username\":\"{user}\",\"password\":\"{user}\"}}' {url}/api/v1/signin");
+    }
+    println!("  # 2. whose token reached PSU? each user's own: {{\"identity\":\"admin\",...}}, then {{\"identity\":\"alice\",...}}");
+    for user in ["admin", "alice"] {
+        println!("  curl --cacert {ca} -b /tmp/psu-jar-{user} {url}/api/v1/accessible");
+    }
+    println!("  # 3. the Management API runs as the user, with the user's roles -> 200");
+    println!("  curl --cacert {ca} -b /tmp/psu-jar-alice {url}/api/v1/usersession");
     println!();
     println!("Ctrl-C stops everything.");
 }

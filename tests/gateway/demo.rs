@@ -14,11 +14,21 @@ use crate::support::{tls_client, Proto};
 
 const BIN: &str = env!("CARGO_BIN_EXE_psu-gateway");
 
-#[tokio::test]
-async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
+/// A running demo in a fresh directory.
+struct Demo {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+    url: String,
+    banner: String,
+    /// Kept open: the demo prints "stopping" on Ctrl-C.
+    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+async fn start_demo(extra: &[&str]) -> Demo {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .current_dir(dir.path())
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
@@ -49,6 +59,24 @@ async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
                 .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
         })
         .expect("gateway URL in the banner");
+    Demo {
+        child,
+        dir,
+        url,
+        banner,
+        _stdout: stdout,
+    }
+}
+
+#[tokio::test]
+async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
+    let Demo {
+        mut child,
+        dir,
+        url,
+        banner,
+        _stdout,
+    } = start_demo(&[]).await;
     assert!(url.starts_with("https://127.0.0.1:"), "{banner}");
     for needle in [
         "/api/v1/signin",
@@ -168,4 +196,51 @@ async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
         !logs.contains(cookie_value),
         "a cookie value appeared in the logs"
     );
+}
+
+#[tokio::test]
+async fn demo_per_user_gives_each_user_their_own_token() {
+    // Bound whole: dropping the child would kill the demo.
+    let demo = start_demo(&["--per-user"]).await;
+    let (dir, url, banner) = (&demo.dir, &demo.url, &demo.banner);
+    for needle in [
+        "/tmp/psu-jar-admin",
+        "/tmp/psu-jar-alice",
+        "/api/v1/accessible",
+    ] {
+        assert!(banner.contains(needle), "{needle} missing from:\n{banner}");
+    }
+    assert!(
+        !dir.path().join("target/demo/app-token").exists(),
+        "per-user needs no token"
+    );
+    let client = tls_client(
+        &std::fs::read(dir.path().join("certs/gateway.crt")).unwrap(),
+        Proto::H1,
+    );
+    for user in ["admin", "alice"] {
+        let body = format!(r#"{{"username":"{user}","password":"{user}"}}"#);
+        let signin = Request::post(format!("{url}/api/v1/signin"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = client.request(signin).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let whoami = Request::get(format!("{url}/api/v1/accessible"))
+            .header("cookie", &cookie)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = client.request(whoami).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["identity"], user, "the token PSU saw was {json}");
+    }
 }
