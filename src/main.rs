@@ -68,6 +68,12 @@ enum Command {
     Doctor {
         #[arg(long)]
         config: PathBuf,
+        /// Per-user mode: sign this PSU user in and probe credential.grant_path.
+        #[arg(long, requires = "password_env")]
+        user: Option<String>,
+        /// The environment variable holding --user's password (never a flag).
+        #[arg(long, requires = "user")]
+        password_env: Option<String>,
     },
     /// Write a self-signed certificate (gateway.crt) and key (gateway.key) for the given names.
     DevCert {
@@ -102,7 +108,11 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Run { config } => run(&config).await,
         Command::Check { config } => check(&config),
         Command::Reload { config } => reload(&config).await,
-        Command::Doctor { config } => run_doctor(&config).await,
+        Command::Doctor {
+            config,
+            user,
+            password_env,
+        } => run_doctor(&config, user.zip(password_env)).await,
         Command::DevCert { out, names } => report(devcert::write(&out, &names).map(|p| {
             println!("wrote {} and {}", p.cert.display(), p.key.display());
         })),
@@ -170,12 +180,27 @@ async fn reload(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run_doctor(path: &std::path::Path) -> ExitCode {
+async fn run_doctor(path: &std::path::Path, user: Option<(String, String)>) -> ExitCode {
     let loaded = match load(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let findings = doctor::examine(&loaded.config).await;
+    let user = match user {
+        None => None,
+        Some((name, var)) => match std::env::var(&var) {
+            Ok(password) => Some(doctor::grant::TestUser {
+                name,
+                password: psu_gateway::secret::Secret::new(password),
+            }),
+            Err(_) => {
+                eprintln!(
+                    "error: --password-env {var}: the variable is not set or not valid UTF-8"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let findings = doctor::examine(&loaded.config, user.as_ref()).await;
     print!("{}", doctor::render(&findings));
     ExitCode::from(doctor::exit_status(&findings))
 }

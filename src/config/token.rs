@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
 use crate::secret::Secret;
 
 /// Why a token text was refused. Never carries the text itself.
@@ -33,6 +36,33 @@ pub fn parse_token(text: &str) -> Result<Secret, TokenError> {
 pub fn read_token_file(path: &Path) -> Result<Secret, TokenError> {
     let text = std::fs::read_to_string(path).map_err(|e| TokenError::Unreadable(e.to_string()))?;
     parse_token(&text)
+}
+
+/// A JWT's claims, decoded without verifying the signature: the gateway
+/// does not hold PSU's key, so PSU judges validity; this only reads when a
+/// token expires and what it claims. `None` for anything that is not three
+/// dot-separated segments with a JSON object payload.
+pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let mut segments = token.trim().split('.');
+    let (_header, payload, _signature) = (segments.next()?, segments.next()?, segments.next()?);
+    if segments.next().is_some() {
+        return None;
+    }
+    // Some encoders pad base64url; the JWT spec does not, so accept both.
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(claims) => Some(claims),
+        _ => None,
+    }
+}
+
+/// The `exp` claim (Unix seconds); a float `exp` is allowed by RFC 7519
+/// (NumericDate) and whole seconds suffice.
+pub fn jwt_exp(token: &str) -> Option<i64> {
+    let claims = jwt_claims(token)?;
+    let exp = claims.get("exp")?;
+    exp.as_i64()
+        .or_else(|| exp.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
 }
 
 #[cfg(test)]

@@ -2,9 +2,6 @@
 //! verifying the signature (the gateway does not hold PSU's key; PSU judges
 //! validity, this only warns ahead of time).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-
 use crate::doctor::{Finding, Level};
 
 /// Below this much remaining life the doctor warns.
@@ -14,18 +11,7 @@ pub const WARN_BEFORE_SECS: i64 = 7 * 24 * 3600;
 /// not three dot-separated segments with a JSON object payload holding a
 /// numeric `exp`.
 pub fn token_expiry(token: &str) -> Option<i64> {
-    let mut segments = token.trim().split('.');
-    let (_header, payload, _signature) = (segments.next()?, segments.next()?, segments.next()?);
-    if segments.next().is_some() {
-        return None;
-    }
-    // Some encoders pad base64url; the JWT spec does not, so accept both.
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.as_object()?.get("exp")?;
-    exp.as_i64()
-        // A float `exp` is allowed by RFC 7519 (NumericDate); whole seconds suffice.
-        .or_else(|| exp.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+    crate::config::token::jwt_exp(token)
 }
 
 pub fn diagnose_expiry(expiry: Option<i64>, now: i64) -> Finding {
@@ -99,6 +85,8 @@ pub fn utc(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
 
     fn jwt(payload: &str) -> String {
         format!(

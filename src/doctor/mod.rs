@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod connection;
 pub mod expiry;
+pub mod grant;
 mod probe;
 
 use std::fmt::Write;
@@ -70,8 +71,9 @@ impl Finding {
     }
 }
 
-/// Runs every check against the upstream `config` names.
-pub async fn examine(config: &Config) -> Vec<Finding> {
+/// Runs every check against the upstream `config` names; `user` signs in
+/// to probe per-user grants.
+pub async fn examine(config: &Config, user: Option<&grant::TestUser>) -> Vec<Finding> {
     let upstream = &config.upstream;
     let url = format!("{}://{}", upstream.scheme, upstream.authority);
     let routes = config.routes.routes().len();
@@ -123,6 +125,9 @@ pub async fn examine(config: &Config) -> Vec<Finding> {
         },
     };
 
+    if let Some(client) = &client {
+        findings.extend(grant::check(client, config, user).await);
+    }
     findings.push(match (&config.session, &client) {
         (None, _) => skipped("session check", "no [session] in the config"),
         (Some(_), None) => skipped("session check", blocked.unwrap_or_default()),

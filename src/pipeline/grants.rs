@@ -12,8 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, COOKIE, HOST};
 use http::{Method, Request, StatusCode};
@@ -225,7 +223,7 @@ impl UserTokens {
             Instant::now(),
             SystemTime::now(),
             self.per_user.token_ttl,
-            jwt_exp(secret.expose()),
+            crate::config::token::jwt_exp(secret.expose()).and_then(|exp| u64::try_from(exp).ok()),
         );
         Ok((Arc::new(ActiveToken::new(&self.credential, secret)), until))
     }
@@ -343,16 +341,6 @@ fn token_from_body(body: &[u8], pointer: &str) -> Result<crate::secret::Secret, 
         })?;
     crate::config::token::parse_token(text)
         .map_err(|e| Denied::Failed(format!("the granted token is unusable: {e}")))
-}
-
-/// A JWT's `exp` claim, decoded without verifying the signature: the
-/// gateway does not hold PSU's key; this only stops reuse before PSU would
-/// refuse the token.
-pub fn jwt_exp(token: &str) -> Option<u64> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("exp")?.as_u64()
 }
 
 /// When reuse stops: after `ttl`, and never later than `EXPIRY_MARGIN`

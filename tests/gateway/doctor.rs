@@ -82,9 +82,16 @@ impl Bench {
     }
 
     async fn doctor(&self, config: &str) -> Run {
+        self.doctor_with(config, &[], &[]).await
+    }
+
+    /// `doctor` with more arguments and environment variables.
+    async fn doctor_with(&self, config: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         std::fs::write(self.dir.path().join("gateway.toml"), config).unwrap();
         let output = Command::new(BIN)
             .args(["doctor", "--config", "gateway.toml"])
+            .args(args)
+            .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
             .kill_on_drop(true)
@@ -403,4 +410,46 @@ async fn plain_http_behind_an_https_url_is_named() {
     let run = bench.doctor(&bench.config(&url, &[])).await;
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     run.finding("FAIL", "upstream does not speak TLS on that port");
+}
+
+#[tokio::test]
+async fn per_user_doctor_signs_a_user_in_and_reads_the_granted_token() {
+    let per_user = [(
+        "token_file = \"app-token\"",
+        "mode = \"per-user\"\ngrant = \"session\"",
+    )];
+    let as_admin = ["--user", "admin", "--password-env", "PSU_DOCTOR_PASSWORD"];
+    let password = [("PSU_DOCTOR_PASSWORD", "admin")];
+    let bench = Bench::healthy(SimOptions::default()).await;
+    let config = bench.config(&bench.sim_url(), &per_user);
+    bench
+        .doctor(&config)
+        .await
+        .finding("skip", "per-user token grant not probed");
+    let run = bench.doctor_with(&config, &as_admin, &password).await;
+    // The simulator grants a year, as PSU's docs show: worth a warning.
+    let granted = run.finding("warn", "PSU granted admin a token (roles: Administrator)");
+    assert!(granted.contains("grant = \"delegated\""), "{granted}");
+    assert!(
+        !run.stdout.contains("\"admin\"}"),
+        "a password in the output"
+    );
+
+    let strict = Bench::healthy(SimOptions {
+        self_grant_roles: vec!["Operator".to_owned()],
+        ..SimOptions::default()
+    })
+    .await;
+    let config = strict.config(&strict.sim_url(), &per_user);
+    let run = strict.doctor_with(&config, &as_admin, &password).await;
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let refused = run.finding("FAIL", "PSU refused the grant (403 Forbidden) for admin");
+    assert!(
+        refused.contains("allow self-granted app tokens"),
+        "{refused}"
+    );
+    let wrong = strict
+        .doctor_with(&config, &as_admin, &[("PSU_DOCTOR_PASSWORD", "guess")])
+        .await;
+    wrong.finding("FAIL", "cannot sign in admin");
 }
