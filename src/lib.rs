@@ -6,7 +6,7 @@
 //!
 //! | layer | what lives there |
 //! |---|---|
-//! | [`secret`], [`duration`] | shared types: redacted secrets, human durations |
+//! | [`secret`], [`duration`], [`rate`] | shared types: redacted secrets, human durations, rates and per-client limiters |
 //! | [`rules`] | pure request rules: path, routes, headers, cookies, CSRF, target |
 //! | [`config`] | raw TOML to a validated [`config::Config`]; certificates and the token read as values |
 //! | [`transport`] | the upstream client, bodies, tunnel, timers, workers, connection slots |

@@ -3,8 +3,9 @@
 //! rewrite with the credential, forward, response) and answers every refusal as problem+json.
 //!
 //! The stateful steps live here (the session cache and its introspection,
-//! the app token in use), with the metrics every layer counts into, so a
-//! request's whole decision is made in one layer.
+//! the app token in use, each user's own granted token), with the metrics
+//! every layer counts into, so a request's whole decision is made in one
+//! layer.
 //!
 //! May use: [`crate::transport`], [`crate::config`], [`crate::rules`], the
 //! shared types.

@@ -7,7 +7,8 @@
 //! judge requests, so a pattern cannot mean one thing in the file and
 //! another on the wire.
 //!
-//! May use: the shared types ([`crate::secret`]), std and crates.
+//! May use: the shared types ([`crate::secret`], [`crate::rate`]), std and
+//! crates.
 
 pub mod cookies;
 pub mod csrf;

@@ -5,7 +5,8 @@
 //! accepts any non-empty session cookie (no sign-in, so a load generator can
 //! invent a new session per request), a `usersession` that wants a bearer
 //! token in `X-PSU-Authorization` and no session cookie (proof the proxy
-//! injected and stripped), large downloads, an upload sink, and counters.
+//! injected and stripped), a self-grant of one fixed token (per-user mode),
+//! large downloads, an upload sink, and counters.
 //! It trusts every cookie: never put it in front of anything real.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +65,7 @@ pub async fn handle(
             introspect(state, request.headers())
         }
         "/api/v1/usersession" if get => usersession(state, request.headers()),
+        "/api/v1/apptoken/grant" if get => grant(state, request.headers()),
         _ => {
             // Whatever the client sent is read and dropped so the
             // connection stays usable for the next request.
@@ -82,6 +84,18 @@ fn introspect(state: &SimState, headers: &HeaderMap) -> Response<Body> {
         ),
         None => empty(StatusCode::UNAUTHORIZED),
     }
+}
+
+/// A self-grant for any session cookie: one fixed, unsigned token for
+/// `bench` that expires in a year, so a per-user gateway grants once and
+/// then serves from its cache, as it would in front of PSU.
+fn grant(state: &SimState, headers: &HeaderMap) -> Response<Body> {
+    if state.cookie.read(headers).is_none() {
+        return empty(StatusCode::UNAUTHORIZED);
+    }
+    // {"alg":"none"}.{"exp":4102444800,"sub":"bench"}.sig: exp is 2100-01-01.
+    const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6ImJlbmNoIn0.c2ln";
+    json(StatusCode::OK, &json!({"id": 1, "token": TOKEN, "identity": {"name": "bench"}}))
 }
 
 /// A bearer token in `X-PSU-Authorization` and no session cookie, as a
