@@ -1,6 +1,10 @@
 -- wrk script for run.sh: prints one machine-readable RESULT line, and with
 -- WRK_COOKIE_PREFIX set sends a session cookie never seen before on every
--- request (the cache-miss test).
+-- request (the cache-miss test): the prefix, then the thread's number and
+-- a counter, joined by dashes. run.sh's prefix is NAME=<a value of PSU's
+-- shape: CfDJ8 and base64url> plus digits and dashes, so every cookie
+-- keeps that shape (the gateway answers 401, without asking PSU, to a
+-- session value that is not CfDJ8 + base64url of at least 64 characters).
 
 local prefix = os.getenv("WRK_COOKIE_PREFIX")
 local threads = 0

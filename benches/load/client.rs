@@ -2,15 +2,15 @@
 //! rustls, or plain TCP for the upstream), a new-connection-per-request
 //! mode, and a way to hold many idle keep-alive connections open.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, COOKIE, HOST};
-use http::{Method, Request, Uri};
+use http::{Method, Request, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::client::conn::{http1, http2};
@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::cookie::Cookie;
 use crate::histogram::Histogram;
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -69,14 +70,6 @@ impl Tls {
     }
 }
 
-/// How each request's Cookie header is made.
-pub enum Cookie {
-    None,
-    Fixed(HeaderValue),
-    /// `<prefix><counter>`: a session never seen before, every request.
-    Unique(String, AtomicU64),
-}
-
 /// What every request of a run looks like.
 pub struct RequestSpec {
     pub method: Method,
@@ -104,7 +97,11 @@ pub struct Plan {
 /// What a run measured between the end of warm-up and the end.
 #[derive(Default)]
 pub struct Outcome {
+    /// Answers with a 2xx status.
     pub latencies: Histogram,
+    /// Answers with another status, by status code.
+    pub non_2xx: BTreeMap<u16, u64>,
+    /// Those answers plus connections or exchanges that failed.
     pub errors: u64,
     pub bytes: u64,
     pub window: Duration,
@@ -113,12 +110,29 @@ pub struct Outcome {
 impl Outcome {
     fn add(&mut self, part: Outcome) {
         self.latencies.merge(&part.latencies);
+        for (status, n) in part.non_2xx {
+            *self.non_2xx.entry(status).or_default() += n;
+        }
         self.errors += part.errors;
         self.bytes += part.bytes;
     }
 
     pub fn rate(&self) -> f64 {
         self.latencies.count() as f64 / self.window.as_secs_f64()
+    }
+
+    /// Answers of `status`.
+    pub fn answered(&self, status: StatusCode) -> u64 {
+        self.non_2xx.get(&status.as_u16()).copied().unwrap_or(0)
+    }
+
+    fn record(&mut self, status: StatusCode, latency: Duration) {
+        if status.is_success() {
+            self.latencies.record(latency);
+        } else {
+            *self.non_2xx.entry(status.as_u16()).or_default() += 1;
+            self.errors += 1;
+        }
     }
 }
 
@@ -214,13 +228,9 @@ async fn drive(sender: &mut Sender, spec: &RequestSpec, proto: Proto, window: Wi
         let done = Instant::now();
         let counted = window.counts(sent, done);
         match result {
-            Ok((ok, bytes)) if counted => {
+            Ok((status, bytes)) if counted => {
                 part.bytes += bytes;
-                if ok {
-                    part.latencies.record(done - sent);
-                } else {
-                    part.errors += 1;
-                }
+                part.record(status, done - sent);
             }
             Ok(_) => {}
             Err(_) => {
@@ -247,11 +257,11 @@ async fn one_per_connection(target: &Target, spec: &RequestSpec, window: Window)
             continue;
         }
         match result {
-            Ok((true, bytes)) => {
-                outcome.latencies.record(done - sent);
+            Ok((status, bytes)) => {
+                outcome.record(status, done - sent);
                 outcome.bytes += bytes;
             }
-            _ => outcome.errors += 1,
+            Err(_) => outcome.errors += 1,
         }
     }
     outcome
@@ -267,17 +277,17 @@ pub async fn hold_idle(
     let mut held = Vec::with_capacity(n);
     for _ in 0..n {
         let mut sender = open(target, Proto::H1).await?;
-        let (ok, _) = exchange(&mut sender, request(spec, Proto::H1, false)).await?;
-        if !ok {
-            return Err("an idle connection's first request failed".into());
+        let (status, _) = exchange(&mut sender, request(spec, Proto::H1, false)).await?;
+        if !status.is_success() {
+            return Err(format!("an idle connection's first request was answered {status}").into());
         }
         held.push(sender);
     }
     Ok(held)
 }
 
-/// One request on an open connection: (2xx, body bytes).
-pub async fn once(sender: &mut Sender, spec: &RequestSpec) -> Result<(bool, u64), Error> {
+/// One request on an open connection: (status, body bytes).
+pub async fn once(sender: &mut Sender, spec: &RequestSpec) -> Result<(StatusCode, u64), Error> {
     let proto = match sender {
         Sender::H1(_) => Proto::H1,
         Sender::H2(_) => Proto::H2,
@@ -287,6 +297,12 @@ pub async fn once(sender: &mut Sender, spec: &RequestSpec) -> Result<(bool, u64)
 
 /// A plain-HTTP GET answered with JSON (the upstream's counters).
 pub async fn get_json(addr: SocketAddr, path: &'static str) -> Result<serde_json::Value, Error> {
+    Ok(serde_json::from_slice(&get(addr, path).await?)?)
+}
+
+/// The body of a plain-HTTP GET (the upstream's counters, the gateway's
+/// metrics).
+pub async fn get(addr: SocketAddr, path: &'static str) -> Result<Bytes, Error> {
     let target = Target { addr, tls: None };
     let mut sender = open(&target, Proto::H1).await?;
     let request = Request::get(path)
@@ -296,8 +312,10 @@ pub async fn get_json(addr: SocketAddr, path: &'static str) -> Result<serde_json
         Sender::H1(sender) => sender.send_request(request).await?,
         Sender::H2(sender) => sender.send_request(request).await?,
     };
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok(serde_json::from_slice(&body)?)
+    if !response.status().is_success() {
+        return Err(format!("GET {path} answered {}", response.status()).into());
+    }
+    Ok(response.into_body().collect().await?.to_bytes())
 }
 
 pub enum Sender {
@@ -340,8 +358,8 @@ async fn open(target: &Target, proto: Proto) -> Result<Sender, Error> {
     })
 }
 
-/// Sends one request and reads the whole answer: (2xx, body bytes).
-async fn exchange(sender: &mut Sender, request: Request<Body>) -> Result<(bool, u64), Error> {
+/// Sends one request and reads the whole answer: (status, body bytes).
+async fn exchange(sender: &mut Sender, request: Request<Body>) -> Result<(StatusCode, u64), Error> {
     let response = match sender {
         Sender::H1(sender) => {
             sender.ready().await?;
@@ -352,13 +370,13 @@ async fn exchange(sender: &mut Sender, request: Request<Body>) -> Result<(bool, 
             sender.send_request(request).await?
         }
     };
-    let ok = response.status().is_success();
+    let status = response.status();
     let mut body = response.into_body();
     let mut bytes = 0;
     while let Some(frame) = body.frame().await {
         bytes += frame?.data_ref().map_or(0, |d| d.len() as u64);
     }
-    Ok((ok, bytes))
+    Ok((status, bytes))
 }
 
 fn request(spec: &RequestSpec, proto: Proto, close: bool) -> Request<Body> {
@@ -379,13 +397,8 @@ fn request(spec: &RequestSpec, proto: Proto, close: bool) -> Request<Body> {
     for (name, value) in &spec.headers {
         builder = builder.header(name, value);
     }
-    match &spec.cookie {
-        Cookie::None => {}
-        Cookie::Fixed(value) => builder = builder.header(COOKIE, value),
-        Cookie::Unique(prefix, counter) => {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            builder = builder.header(COOKIE, format!("{prefix}{n:016x}"));
-        }
+    if let Some(cookie) = spec.cookie.header() {
+        builder = builder.header(COOKIE, cookie);
     }
     let body = if spec.upload == 0 {
         Empty::new().boxed()

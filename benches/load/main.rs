@@ -2,18 +2,23 @@
 //! static upstream (`psu-gateway sim --static`), a fresh gateway per
 //! scenario, and a closed-loop hyper/rustls load generator in this process
 //! (it shares the machine's cores with both: "load generator included").
-//! Every scenario is also run straight at the upstream, the ceiling.
-//! Prints one Markdown table, then runs `benches/compare/run.sh` (nginx
-//! side by side) when nginx, wrk and h2load are installed.
+//! Every scenario of the table is also run straight at the upstream, the
+//! ceiling. Each gateway runs `benches/compare/gateway.toml`, the default
+//! config but for what a scenario sets, and says why, in `scenarios.rs`.
+//! Prints one Markdown table, then the flood's lines (`flood.rs`), then
+//! runs `benches/compare/run.sh` (nginx side by side) when nginx, wrk and
+//! h2load are installed.
 //!
 //! Run: `cargo bench --bench load` (all scenarios), or name some:
-//! `cargo bench --bench load -- hit miss`. Environment: LOAD_SECS (5),
+//! `cargo bench --bench load -- hit miss flood`. Environment: LOAD_SECS (5),
 //! LOAD_WARMUP (1), LOAD_CONNS (64), LOAD_STREAMS (4, h2 streams per
 //! connection), LOAD_IDLE (1000), LOAD_BODY_MIB (100), LOAD_THREADS (2,
 //! load generator threads), LOAD_SOAK (seconds of the RSS soak, off unless
 //! set), LOAD_LOG (gateway log file, /dev/null), LOAD_RUST_LOG (info).
 
 mod client;
+mod cookie;
+mod flood;
 mod histogram;
 mod procs;
 mod report;
@@ -137,6 +142,10 @@ async fn run(s: &Settings, filters: &[&str]) -> Result<(), String> {
     if !rows.is_empty() {
         report::print(&rows);
     }
+    if wanted("flood") {
+        eprintln!("load: flood");
+        flood::run(&fixture, s).await?;
+    }
     if let Some(length) = s.soak.filter(|_| wanted("soak")) {
         soak::run(&fixture, s, length).await?;
     }
@@ -166,11 +175,7 @@ fn fixture() -> Result<Fixture, String> {
         .map_err(|e| e.to_string())?;
     let upstream = procs::start_upstream()?;
     let log = std::env::var("LOAD_LOG").unwrap_or_else(|_| "/dev/null".into());
-    let mut session = String::from("CfDJ8");
-    while session.len() < 600 {
-        session.push_str(&uuid::Uuid::new_v4().simple().to_string());
-    }
-    session.truncate(600);
+    let session = cookie::random_value(600);
     Ok(Fixture {
         setup: GatewaySetup {
             dir,

@@ -1,5 +1,7 @@
-//! The child processes under test (static upstream, release gateway) and
-//! what /proc says about them: CPU time and resident memory.
+//! The child processes under test (static upstream, release gateway), the
+//! config a gateway runs (the default, and what a scenario sets away from
+//! it and why), and what /proc says about them: CPU time and resident
+//! memory.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,6 +17,8 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_psu-gateway");
 pub struct Process {
     child: Child,
     pub addr: SocketAddr,
+    /// The gateway's admin listener (`/metrics`); none for the upstream.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Process {
@@ -49,7 +53,11 @@ pub fn start_upstream() -> Result<Process, String> {
         .next()
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("unexpected simulator output {line:?}"))?;
-    Ok(Process { child, addr })
+    Ok(Process {
+        child,
+        addr,
+        admin: None,
+    })
 }
 
 /// Everything a gateway process is started from.
@@ -60,15 +68,25 @@ pub struct GatewaySetup {
     pub log: PathBuf,
 }
 
+/// One key a scenario sets away from the default config, and why; written
+/// into the config, the reason as a comment above it.
+pub struct Tuning {
+    /// The table, e.g. `session`.
+    pub section: &'static str,
+    /// `key = value`, TOML.
+    pub line: String,
+    pub why: &'static str,
+}
+
 /// A fresh `psu-gateway run` (a new process per scenario, so its peak RSS
-/// is that scenario's), ready once its port accepts connections.
-pub fn start_gateway(setup: &GatewaySetup) -> Result<Process, String> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let config = config(port, setup.upstream);
-    let path = setup.dir.join("gateway.toml");
+/// is that scenario's) on `benches/compare/gateway.toml` plus `tuning`,
+/// ready once its port accepts connections. The config it ran is left in
+/// `<dir>/gateway.toml` until the next scenario's replaces it.
+pub fn start_gateway(setup: &GatewaySetup, tuning: &[Tuning]) -> Result<Process, String> {
+    let port = free_port()?;
+    let admin_port = free_port()?;
+    let config = config(port, admin_port, setup.upstream, tuning);
+    let path = config_path(setup);
     std::fs::write(&path, config).map_err(|e| e.to_string())?;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -87,7 +105,11 @@ pub fn start_gateway(setup: &GatewaySetup) -> Result<Process, String> {
         .spawn()
         .map_err(|e| format!("cannot start {BINARY}: {e}"))?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let process = Process { child, addr };
+    let process = Process {
+        child,
+        addr,
+        admin: Some(([127, 0, 0, 1], admin_port).into()),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
         if Instant::now() > deadline {
@@ -101,11 +123,36 @@ pub fn start_gateway(setup: &GatewaySetup) -> Result<Process, String> {
     Ok(process)
 }
 
-/// The config the nginx comparison uses too, with its ports filled in.
-fn config(port: u16, upstream: SocketAddr) -> String {
-    include_str!("../compare/gateway.toml")
+/// Where [`start_gateway`] writes the config it starts the gateway with.
+pub fn config_path(setup: &GatewaySetup) -> PathBuf {
+    setup.dir.join("gateway.toml")
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// The config the nginx comparison uses too, with its ports filled in and
+/// each tuning line placed at the top of its table (appended as a new
+/// table when the file has none).
+fn config(port: u16, admin_port: u16, upstream: SocketAddr, tuning: &[Tuning]) -> String {
+    let mut config = include_str!("../compare/gateway.toml")
         .replace("@PORT@", &port.to_string())
-        .replace("@UPSTREAM@", &upstream.to_string())
+        .replace("@ADMIN_PORT@", &admin_port.to_string())
+        .replace("@UPSTREAM@", &upstream.to_string());
+    // In reverse, so that the lines keep their order under the header.
+    for t in tuning.iter().rev() {
+        let header = format!("[{}]\n", t.section);
+        let lines = format!("# Not the default here: {}\n{}\n", t.why, t.line);
+        match config.find(&header) {
+            Some(at) => config.insert_str(at + header.len(), &lines),
+            None => config.push_str(&format!("\n{header}{lines}")),
+        }
+    }
+    config
 }
 
 /// User plus system CPU time of a process so far.

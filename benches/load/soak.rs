@@ -14,7 +14,7 @@ const EVERY: Duration = Duration::from_secs(10);
 
 pub async fn run(f: &Fixture, s: &Settings, length: Duration) -> Result<(), String> {
     eprintln!("load: soak for {} s", length.as_secs());
-    let gateway = procs::start_gateway(&f.setup)?;
+    let gateway = procs::start_gateway(&f.setup, &[])?;
     let pid = gateway.pid();
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();

@@ -95,7 +95,10 @@ fn grant(state: &SimState, headers: &HeaderMap) -> Response<Body> {
     }
     // {"alg":"none"}.{"exp":4102444800,"sub":"bench"}.sig: exp is 2100-01-01.
     const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6ImJlbmNoIn0.c2ln";
-    json(StatusCode::OK, &json!({"id": 1, "token": TOKEN, "identity": {"name": "bench"}}))
+    json(
+        StatusCode::OK,
+        &json!({"id": 1, "token": TOKEN, "identity": {"name": "bench"}}),
+    )
 }
 
 /// A bearer token in `X-PSU-Authorization` and no session cookie, as a
