@@ -1,7 +1,7 @@
 //! Turns a [`RawConfig`] into a [`Config`], collecting every error with its span.
 //! The entry point and the checks every section shares are here; each
 //! section's own checks are in `front` (listen, tls, limits, csrf,
-//! forwarding, admin), `psu` (upstream, session, credential) and `routes`.
+//! forwarding, admin), `psu` (upstream, session), `credential` and `routes`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use super::*;
 use crate::duration::parse_duration;
 use crate::rules::routes::{Access, PathPattern};
 
+mod credential;
 mod front;
 mod psu;
 mod routes;
