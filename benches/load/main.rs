@@ -113,6 +113,7 @@ async fn run(s: &Settings, filters: &[&str]) -> Result<(), String> {
     let names = [
         "hit-h1",
         "hit-h2",
+        "hit-per-user-h1",
         "miss-h1",
         "miss-burst",
         "public-h1",
@@ -128,6 +129,7 @@ async fn run(s: &Settings, filters: &[&str]) -> Result<(), String> {
         let mut row = match name {
             "hit-h1" => scenarios::cache_hit(f, s, Proto::H1).await,
             "hit-h2" => scenarios::cache_hit(f, s, Proto::H2).await,
+            "hit-per-user-h1" => scenarios::per_user_hit(f, s).await,
             "miss-h1" => scenarios::cache_miss(f, s).await,
             "miss-burst" => scenarios::miss_burst(f, s, 50).await,
             "public-h1" => scenarios::public(f, s).await,
@@ -141,6 +143,17 @@ async fn run(s: &Settings, filters: &[&str]) -> Result<(), String> {
     }
     if !rows.is_empty() {
         report::print(&rows);
+    }
+    let rate = |name: &str| {
+        rows.iter()
+            .find(|r| r.scenario == name)
+            .and_then(|r| r.rate)
+    };
+    if let (Some(shared), Some(per_user)) = (rate("hit-h1"), rate("hit-per-user-h1")) {
+        println!(
+            "per-user cache hit / shared cache hit (HTTP/1.1, same run): {:.3} ({per_user:.0} / {shared:.0} req/s)",
+            per_user / shared
+        );
     }
     if wanted("flood") {
         eprintln!("load: flood");

@@ -102,6 +102,35 @@ pub async fn cache_hit(f: &Fixture, s: &Settings, proto: Proto) -> Result<Row, S
     measure(f, through, direct, plan(s, proto), &[], "").await
 }
 
+/// Cache hit on the inject route in per-user mode: the user's own token,
+/// granted once (a delegated grant, with the fixture's Administrator token
+/// as the granting token), then served from the token cache.
+pub async fn per_user_hit(f: &Fixture, s: &Settings) -> Result<Row, String> {
+    let through = hit_spec(f);
+    let direct = f.injected("/api/v1/usersession");
+    let per_user = [
+        Tuning {
+            section: "credential",
+            line: r#"mode = "per-user""#.into(),
+            why: "this scenario measures per-user mode against the shared default (hit-h1)",
+        },
+        Tuning {
+            section: "credential",
+            line: r#"grant = "delegated""#.into(),
+            why: "the config's token file becomes the granting token",
+        },
+    ];
+    measure(
+        f,
+        through,
+        direct,
+        plan(s, Proto::H1),
+        &per_user,
+        "per-user",
+    )
+    .await
+}
+
 /// What the miss scenarios set: they measure what a miss costs, not the
 /// admission of misses, and every one of their requests is a miss from
 /// one address, the load generator's.

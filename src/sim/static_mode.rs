@@ -66,6 +66,16 @@ pub async fn handle(
         }
         "/api/v1/usersession" if get => usersession(state, request.headers()),
         "/api/v1/apptoken/grant" if get => grant(state, request.headers()),
+        "/api/v1/apptoken/grant" if request.method() == Method::POST => {
+            // A delegated grant: any bearer token grants; the body is read and dropped.
+            let granting = bearer_token(request.headers()).is_some();
+            let _ = request.into_body().collect().await;
+            if granting {
+                granted()
+            } else {
+                empty(StatusCode::UNAUTHORIZED)
+            }
+        }
         _ => {
             // Whatever the client sent is read and dropped so the
             // connection stays usable for the next request.
@@ -93,6 +103,10 @@ fn grant(state: &SimState, headers: &HeaderMap) -> Response<Body> {
     if state.cookie.read(headers).is_none() {
         return empty(StatusCode::UNAUTHORIZED);
     }
+    granted()
+}
+
+fn granted() -> Response<Body> {
     // {"alg":"none"}.{"exp":4102444800,"sub":"bench"}.sig: exp is 2100-01-01.
     const TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDAsInN1YiI6ImJlbmNoIn0.c2ln";
     json(
