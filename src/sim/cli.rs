@@ -225,6 +225,7 @@ fn options(args: &SimArgs) -> Result<SimOptions, SimCliError> {
         introspect_delay: args.introspect_delay,
         grant_ttl: args.grant_ttl,
         self_grant_roles: args.self_grant_roles.clone(),
+        failing_grants: 0,
     })
 }
 

@@ -141,6 +141,9 @@ async fn route(state: &SimState, request: &SimRequest) -> Response<Body> {
         "/api/v1/signout" => only(method, &Method::POST, || auth::signout(state, request)),
         "/api/v1/accessible" => only(method, &Method::GET, || auth::accessible(state, request)),
         "/api/v1/usersession" => only(method, &Method::GET, || auth::usersession(state, request)),
+        "/api/v1/apptoken/grant" if state.grant_outage() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "grants are failing\n")
+        }
         "/api/v1/apptoken/grant" => match *method {
             Method::GET => apptoken::self_grant(state, request),
             Method::POST => apptoken::delegated_grant(state, request),

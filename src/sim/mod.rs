@@ -111,6 +111,8 @@ pub struct SimOptions {
     /// Roles that may self-grant (compared ignoring case); empty lets
     /// every signed-in user, as PSU's docs do not say otherwise.
     pub self_grant_roles: Vec<String>,
+    /// The first this many grant calls answer 503, as PSU in trouble would.
+    pub failing_grants: usize,
 }
 
 impl Default for SimOptions {
@@ -130,6 +132,7 @@ impl Default for SimOptions {
             introspect_delay: Duration::ZERO,
             grant_ttl: DEFAULT_GRANT_TTL,
             self_grant_roles: Vec::new(),
+            failing_grants: 0,
         }
     }
 }

@@ -36,13 +36,25 @@ pub struct SimState {
     sessions: Mutex<SessionStore>,
     revoked: Mutex<HashSet<String>>,
     grants: Mutex<GrantLog>,
+    /// Grant calls still to fail with 503 (a PSU outage a test can end).
+    failing_grants: std::sync::atomic::AtomicUsize,
 }
 
 impl SimState {
+    /// Whether this grant call is one of the failing ones; each call uses one up.
+    pub fn grant_outage(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.failing_grants
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
     pub fn new(opts: SimOptions, recorder: Recorder) -> Self {
         let revoked = opts.revoked.iter().map(|h| normalize_hash(h)).collect();
         let grants = GrantLog::new(&opts.users);
+        let failing_grants = std::sync::atomic::AtomicUsize::new(opts.failing_grants);
         Self {
+            failing_grants,
             users: opts.users,
             signing_key: opts.signing_key,
             allowed_roles: opts.allowed_roles,
