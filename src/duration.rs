@@ -1,6 +1,35 @@
-//! Parses the human durations used in config and flags ("250ms", "10s", "5m", "1h").
+//! Parses the human durations used in config and flags ("250ms", "10s", "5m", "1h"),
+//! and writes UTC timestamps (log lines, PSU's grant bodies, the simulator).
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time, UTC; an error past the year 9999.
+pub fn date_time(w: &mut impl fmt::Write, secs: u64) -> fmt::Result {
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .ok_or(fmt::Error)?;
+    write!(
+        w,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (the epoch for an earlier time).
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut text = String::with_capacity(20);
+    let _ = date_time(&mut text, secs);
+    text.push('Z');
+    text
+}
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

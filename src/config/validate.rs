@@ -192,6 +192,32 @@ impl Validator<'_> {
         }
     }
 
+    /// A `path?query` whose path starts with '/' and is already in
+    /// normalized form, as PSU endpoints the gateway calls must be.
+    fn normalized_path(
+        &mut self,
+        value: &S<String>,
+        key: &str,
+        example: &str,
+    ) -> Option<http::uri::PathAndQuery> {
+        let parsed = value
+            .get_ref()
+            .parse::<http::uri::PathAndQuery>()
+            .ok()
+            .filter(|pq| {
+                pq.path().starts_with('/')
+                    && crate::rules::path::normalize_path(pq.path()).as_deref() == Ok(pq.path())
+            });
+        if parsed.is_none() {
+            self.err(
+                value,
+                key,
+                format!("must be a normalized absolute path such as \"{example}\""),
+            );
+        }
+        parsed
+    }
+
     fn socket_addr(&mut self, value: &S<String>, key: &str) -> Option<SocketAddr> {
         let parsed = value.get_ref().parse::<SocketAddr>();
         if parsed.is_err() {

@@ -361,31 +361,12 @@ fn write_timestamp(w: &mut impl fmt::Write, since: Duration) -> fmt::Result {
         let mut cached = cell.borrow_mut();
         if cached.0 != secs {
             cached.1.clear();
-            date_time(&mut cached.1, secs)?;
+            crate::duration::date_time(&mut cached.1, secs)?;
             cached.0 = secs;
         }
         w.write_str(&cached.1)
     })?;
     write!(w, ".{:06}Z", since.subsec_micros())
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` of a Unix time, UTC (also the simulator's
-/// session timestamps); an error past the year 9999.
-pub(crate) fn date_time(w: &mut impl fmt::Write, secs: u64) -> fmt::Result {
-    let at = i64::try_from(secs)
-        .ok()
-        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
-        .ok_or(fmt::Error)?;
-    write!(
-        w,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
 }
 
 #[cfg(test)]

@@ -359,25 +359,9 @@ pub fn delegated_body(identity: &str, roles: &[String], expiration: SystemTime) 
     serde_json::json!({
         "Identity": {"Name": identity},
         "Role": roles.join(","),
-        "Expiration": rfc3339(expiration),
+        "Expiration": crate::duration::rfc3339(expiration),
     })
     .to_string()
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -121,19 +121,13 @@ fn random_cookie_value() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` in UTC (the epoch for an earlier time).
-pub fn rfc3339(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut text = String::with_capacity(20);
-    let _ = crate::control::logline::date_time(&mut text, secs);
-    text.push('Z');
-    text
-}
+pub use crate::duration::rfc3339;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+    use std::time::UNIX_EPOCH;
 
     const ROLES: &[String] = &[];
 

@@ -171,26 +171,7 @@ impl Validator<'_> {
         let grant_path = match &c.grant_path {
             None => http::uri::PathAndQuery::from_static("/api/v1/apptoken/grant"),
             Some(p) => {
-                let parsed = p
-                    .get_ref()
-                    .parse::<http::uri::PathAndQuery>()
-                    .ok()
-                    .filter(|pq| {
-                        pq.path().starts_with('/')
-                            && crate::rules::path::normalize_path(pq.path()).as_deref()
-                                == Ok(pq.path())
-                    });
-                match parsed {
-                    Some(pq) => pq,
-                    None => {
-                        self.err(
-                            p,
-                            "credential.grant_path",
-                            "must be a normalized absolute path such as \"/api/v1/apptoken/grant\"",
-                        );
-                        return None;
-                    }
-                }
+                self.normalized_path(p, "credential.grant_path", "/api/v1/apptoken/grant")?
             }
         };
         let token_pointer = match &c.token_pointer {

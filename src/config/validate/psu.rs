@@ -124,25 +124,7 @@ impl Validator<'_> {
         }
         let introspect_path = match &raw.introspect_path {
             None => Some(http::uri::PathAndQuery::from_static("/api/v1/accessible")),
-            Some(p) => {
-                let parsed = p
-                    .get_ref()
-                    .parse::<http::uri::PathAndQuery>()
-                    .ok()
-                    .filter(|pq| {
-                        pq.path().starts_with('/')
-                            && crate::rules::path::normalize_path(pq.path()).as_deref()
-                                == Ok(pq.path())
-                    });
-                if parsed.is_none() {
-                    self.err(
-                        p,
-                        "session.introspect_path",
-                        "must be a normalized absolute path such as \"/api/v1/accessible\"",
-                    );
-                }
-                parsed
-            }
+            Some(p) => self.normalized_path(p, "session.introspect_path", "/api/v1/accessible"),
         };
         let identity_pointer = self.pointer(&raw.identity_pointer, "session.identity_pointer");
         let roles_pointer = self.pointer(&raw.roles_pointer, "session.roles_pointer");
