@@ -17,7 +17,6 @@ use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, COOKIE, HOST};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use quick_cache::sync::Cache;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::config::{Credential, Grant, PerUser};
@@ -122,9 +121,7 @@ impl UserTokens {
     /// This user's own token: cached, the one a grant this request waited
     /// for returned, or PSU's answer now.
     pub async fn token_for(&self, req: &GrantRequest<'_>) -> Result<Arc<ActiveToken>, GrantError> {
-        let roles = self.roles_for(req.identity)?;
-        let name = req.identity.name.as_deref().unwrap_or("");
-        let key = cache_key(name, &roles);
+        let key = req.identity.key;
         let arrived = Instant::now();
         loop {
             match self.cache.get_value_or_guard_async(&key).await {
@@ -133,6 +130,9 @@ impl UserTokens {
                     self.cache.remove_if(&key, |e| !e.usable(arrived));
                 }
                 Err(placeholder) => {
+                    // Refused before any call: nothing to cache, and the
+                    // placeholder's waiters find the same.
+                    let roles = self.roles_for(req.identity)?;
                     let Ok(Ok(_place)) =
                         tokio::time::timeout(self.timeout, self.places.acquire()).await
                     else {
@@ -314,17 +314,6 @@ impl Verdict {
 enum Denied {
     Refused,
     Failed(String),
-}
-
-/// SHA-256 over the length-prefixed identity and sorted roles.
-fn cache_key(identity: &str, roles: &[String]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(b"psu-gateway per-user token v1");
-    for part in std::iter::once(identity).chain(roles.iter().map(String::as_str)) {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.to_lowercase().as_bytes());
-    }
-    hasher.finalize().into()
 }
 
 /// The token at `pointer` in a grant answer, checked like a token file.

@@ -49,9 +49,25 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// The same roles as PSU spelled them, for a delegated token grant.
     pub role_names: Vec<String>,
+    /// The per-user token cache's key for this (identity, role set),
+    /// computed once per session check rather than once per request.
+    pub key: [u8; 32],
 }
 
 impl Identity {
+    /// An identity as introspection reported it, `role_names` as PSU
+    /// spelled them.
+    pub fn new(name: Option<String>, role_names: Vec<String>) -> Self {
+        let roles: Vec<String> = role_names.iter().map(|r| r.to_lowercase()).collect();
+        let key = identity_key(name.as_deref().unwrap_or(""), &roles);
+        Self {
+            name,
+            roles,
+            role_names,
+            key,
+        }
+    }
+
     /// Whether the user holds at least one of `required` (lower-case).
     pub fn has_any_role(&self, required: &[String]) -> bool {
         required.is_empty() || required.iter().any(|r| self.roles.contains(r))
@@ -440,12 +456,22 @@ fn identity_from_body(body: &[u8], config: &Session) -> Result<Identity, Unavail
             ))
         }
     };
-    let roles_lower = roles.iter().map(|r| r.to_lowercase()).collect();
-    Ok(Identity {
-        name,
-        roles: roles_lower,
-        role_names: roles,
-    })
+    Ok(Identity::new(name, roles))
+}
+
+/// SHA-256 over the length-prefixed, lower-cased name and sorted roles: no
+/// identity and role list spells another's.
+pub fn identity_key(name: &str, roles: &[String]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut roles: Vec<String> = roles.iter().map(|r| r.to_lowercase()).collect();
+    roles.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(b"psu-gateway per-user token v1");
+    for part in std::iter::once(name.to_lowercase()).chain(roles) {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().into()
 }
 
 #[cfg(test)]

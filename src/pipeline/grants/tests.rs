@@ -78,17 +78,23 @@ fn the_delegated_body_names_the_user_roles_and_expiration() {
 #[test]
 fn one_key_per_identity_and_role_set() {
     let roles = |r: &[&str]| r.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let admin = cache_key("admin", &roles(&["Administrator"]));
-    assert_eq!(admin, cache_key("ADMIN", &roles(&["administrator"])));
+    let admin = crate::pipeline::session::identity_key("admin", &roles(&["Administrator"]));
+    assert_eq!(
+        admin,
+        crate::pipeline::session::identity_key("ADMIN", &roles(&["administrator"]))
+    );
     assert_ne!(
         admin,
-        cache_key("admin", &roles(&["Administrator", "Reader"]))
+        crate::pipeline::session::identity_key("admin", &roles(&["Administrator", "Reader"]))
     );
-    assert_ne!(admin, cache_key("bob", &roles(&["Administrator"])));
+    assert_ne!(
+        admin,
+        crate::pipeline::session::identity_key("bob", &roles(&["Administrator"]))
+    );
     // Length prefixes: no identity/role split spells another.
     assert_ne!(
-        cache_key("ab", &roles(&["c"])),
-        cache_key("a", &roles(&["bc"]))
+        crate::pipeline::session::identity_key("ab", &roles(&["c"])),
+        crate::pipeline::session::identity_key("a", &roles(&["bc"]))
     );
 }
 
