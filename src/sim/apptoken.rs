@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Response, StatusCode};
 
-use crate::sim::auth::{session_identity, token_claims};
+use crate::sim::auth::{app_token, session_identity};
 use crate::sim::grant_request::parse_delegated;
 use crate::sim::grants::{GrantForm, Issued};
 use crate::sim::handlers::{empty, json, text, Body, SimRequest};
@@ -33,13 +33,8 @@ pub fn self_grant(state: &SimState, request: &SimRequest) -> Response<Body> {
 /// `POST`: an Administrator token grants `{Identity:{Name}, Role,
 /// Expiration}`; the identity need not exist (PSU creates it).
 pub fn delegated_grant(state: &SimState, request: &SimRequest) -> Response<Body> {
-    let claims = match token_claims(state, &request.headers) {
-        Some(Ok(claims)) => claims,
-        Some(Err(error)) => {
-            tracing::debug!(%error, "psu-sim refused an app token");
-            return empty(StatusCode::UNAUTHORIZED);
-        }
-        None => return empty(StatusCode::UNAUTHORIZED),
+    let Some(claims) = app_token(state, &request.headers) else {
+        return empty(StatusCode::UNAUTHORIZED);
     };
     if !claims.roles.iter().any(|role| role == ADMINISTRATOR) {
         return empty(StatusCode::FORBIDDEN);

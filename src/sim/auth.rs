@@ -66,13 +66,8 @@ pub fn accessible(state: &SimState, request: &SimRequest) -> Response<Body> {
 /// `GET /api/v1/usersession`: app token only (a session cookie is not
 /// enough), with one of the allowed roles.
 pub fn usersession(state: &SimState, request: &SimRequest) -> Response<Body> {
-    let claims = match token_claims(state, &request.headers) {
-        Some(Ok(claims)) => claims,
-        Some(Err(error)) => {
-            tracing::debug!(%error, "psu-sim refused an app token");
-            return empty(StatusCode::UNAUTHORIZED);
-        }
-        None => return empty(StatusCode::UNAUTHORIZED),
+    let Some(claims) = app_token(state, &request.headers) else {
+        return empty(StatusCode::UNAUTHORIZED);
     };
     if !claims.has_any_role(&state.allowed_roles) {
         return empty(StatusCode::FORBIDDEN);
@@ -97,6 +92,17 @@ pub fn session_identity(state: &SimState, headers: &HeaderMap) -> Option<(String
 
 /// The app token's claims as PSU checks them (header choice, signature,
 /// claims, revocation); `None` when the request carries no bearer token.
+/// The request's valid app token; `None` (PSU answers 401) without one.
+pub fn app_token(state: &SimState, headers: &HeaderMap) -> Option<TokenClaims> {
+    match token_claims(state, headers)? {
+        Ok(claims) => Some(claims),
+        Err(error) => {
+            tracing::debug!(%error, "psu-sim refused an app token");
+            None
+        }
+    }
+}
+
 pub fn token_claims(
     state: &SimState,
     headers: &HeaderMap,

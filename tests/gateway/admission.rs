@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 use crate::support::*;
 
@@ -28,14 +28,7 @@ async fn get_on(client: &TestClient, stack: &Stack, path: &str, cookie: &str) ->
         .await
         .expect("gateway answered within 20s")
         .expect("request failed");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply::read(response).await
 }
 
 fn assert_retry_after(reply: &Reply, status: u16) {

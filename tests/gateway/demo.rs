@@ -68,6 +68,25 @@ async fn start_demo(extra: &[&str]) -> Demo {
     }
 }
 
+/// Signs `user` (password = name, as the demo's users) in through the
+/// gateway and returns the session cookie.
+async fn sign_in(client: &crate::support::TestClient, url: &str, user: &str) -> String {
+    let body = format!(r#"{{"username":"{user}","password":"{user}"}}"#);
+    let signin = Request::post(format!("{url}/api/v1/signin"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = client.request(signin).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
     let Demo {
@@ -101,21 +120,7 @@ async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
         &std::fs::read(dir.path().join("certs/gateway.crt")).unwrap(),
         Proto::H1,
     );
-    let signin = Request::post(format!("{url}/api/v1/signin"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(
-            br#"{"username":"admin","password":"admin"}"#,
-        )))
-        .unwrap();
-    let response = client.request(signin).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = sign_in(&client, &url, "admin").await;
     let get = |headers: &[(&str, &str)]| {
         let mut request = Request::builder()
             .method(Method::GET)
@@ -219,20 +224,7 @@ async fn demo_per_user_gives_each_user_their_own_token() {
         Proto::H1,
     );
     for user in ["admin", "alice"] {
-        let body = format!(r#"{{"username":"{user}","password":"{user}"}}"#);
-        let signin = Request::post(format!("{url}/api/v1/signin"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let response = client.request(signin).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let cookie = response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
+        let cookie = sign_in(&client, url, user).await;
         let whoami = Request::get(format!("{url}/api/v1/accessible"))
             .header("cookie", &cookie)
             .body(Full::new(Bytes::new()))

@@ -210,6 +210,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The whole response, body collected.
+    pub async fn read(response: http::Response<hyper::body::Incoming>) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
@@ -304,14 +316,7 @@ impl Stack {
             proto == Proto::H2,
             "negotiated {version:?}"
         );
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::read(response).await
     }
 
     /// Signs in through the gateway and returns the `Cookie` header value.

@@ -26,16 +26,7 @@ fn unix_now() -> u64 {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds.
 fn utc(secs: u64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    psu_gateway::duration::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 fn grant_body(name: &str, role: &str, expiration: &str) -> String {
