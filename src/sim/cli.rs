@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Subcommand};
+use clap::{ArgAction, Args, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
 use crate::secret::Secret;
@@ -107,6 +107,19 @@ pub struct SimArgs {
     /// introspections. Never in front of anything real.
     #[arg(long = "static")]
     pub static_upstream: bool,
+
+    /// Windows authentication in front of every request, bound to the TCP
+    /// connection as in IIS/Kestrel: NTLM, or Negotiate carrying raw NTLM
+    /// (not SPNEGO/Kerberos). GET /sim/whoami names the connection's user.
+    #[arg(long, value_name = "SCHEME")]
+    pub windows_auth: Option<WindowsAuth>,
+}
+
+/// The Windows-auth protocols `sim --windows-auth` speaks.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowsAuth {
+    /// NTLM (also offered as Negotiate with raw NTLMSSP tokens).
+    Ntlm,
 }
 
 /// What `sim` does instead of serving.
@@ -226,6 +239,7 @@ fn options(args: &SimArgs) -> Result<SimOptions, SimCliError> {
         grant_ttl: args.grant_ttl,
         self_grant_roles: args.self_grant_roles.clone(),
         failing_grants: 0,
+        windows_auth: args.windows_auth == Some(WindowsAuth::Ntlm),
     })
 }
 

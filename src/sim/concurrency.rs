@@ -1,6 +1,7 @@
 //! How busy the simulator was: requests in flight at once (per path and in
-//! all) and connections accepted, so tests can assert that the gateway's
-//! caps held at the upstream and that its pool reused connections.
+//! all), connections accepted and open now, so tests can assert that the
+//! gateway's caps held at the upstream, that its pool reused connections
+//! and that it closed the ones it should.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +20,27 @@ struct Counts {
 pub struct Concurrency {
     counts: Arc<Mutex<Counts>>,
     connections: Arc<AtomicUsize>,
+    open: Arc<OpenCount>,
+}
+
+/// Connections open now, with a wake-up whenever one closes.
+#[derive(Debug, Default)]
+struct OpenCount {
+    now: AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+/// One open connection; dropping it counts the connection closed.
+#[derive(Debug)]
+pub struct OpenConnection {
+    open: Arc<OpenCount>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.now.fetch_sub(1, Ordering::Relaxed);
+        self.open.closed.notify_waiters();
+    }
 }
 
 /// One request in flight; dropping it ends it.
@@ -55,6 +77,32 @@ impl Concurrency {
 
     pub fn connection_accepted(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection open until the guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.open.now.fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            open: Arc::clone(&self.open),
+        }
+    }
+
+    /// TCP connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.open.now.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once at most `n` connections are open.
+    pub async fn until_open(&self, n: usize) {
+        loop {
+            let closed = self.open.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.open_connections() <= n {
+                return;
+            }
+            closed.await;
+        }
     }
 
     /// TCP connections accepted so far.
@@ -107,5 +155,22 @@ mod tests {
         assert_eq!(c.most_in_flight_overall(), 1);
         c.connection_accepted();
         assert_eq!(c.connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn open_connections_count_down_as_guards_drop() {
+        let c = Concurrency::default();
+        let (first, second) = (c.connection_opened(), c.connection_opened());
+        assert_eq!(c.open_connections(), 2);
+        c.until_open(2).await;
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.until_open(0).await }
+        });
+        drop(first);
+        assert_eq!(c.open_connections(), 1);
+        drop(second);
+        waiter.await.unwrap();
+        assert_eq!(c.open_connections(), 0);
     }
 }

@@ -1,4 +1,5 @@
-//! Request entry point: read and record the request, apply the front door, route.
+//! Request entry point: read and record the request, apply the front door
+//! and Windows auth, route.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::sim::recorder::RecordedRequest;
 use crate::sim::state::SimState;
+use crate::sim::windows_auth::{self, ConnectionAuth};
 use crate::sim::{apptoken, auth, frontdoor, pages, static_mode};
 use crate::sim::{streams, websocket};
 
@@ -43,9 +45,11 @@ pub struct SimRequest {
     pub peer: SocketAddr,
 }
 
-/// Serves one request. Never fails: every problem becomes a response.
+/// Serves one request arriving on `conn`. Never fails: every problem
+/// becomes a response.
 pub async fn handle(
     state: &SimState,
+    conn: &ConnectionAuth,
     peer: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<Body> {
@@ -85,13 +89,16 @@ pub async fn handle(
     if let Some(rejection) = frontdoor::apply(state, &mut request.headers) {
         return rejection;
     }
+    if let Some(challenge) = windows_auth::check(state, conn, &request.headers) {
+        return challenge;
+    }
     if normalize(&request.path) == "/dashboardhub" {
         return match crate::transport::tunnel::wants_websocket(request.version, &request.headers) {
             true if request.method == Method::GET => websocket::accept(&request.headers, upgrade),
             _ => text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n"),
         };
     }
-    route(state, &request).await
+    route(state, conn, &request).await
 }
 
 async fn read_body(body: Incoming) -> Result<(Bytes, Option<HeaderMap>), StatusCode> {
@@ -120,7 +127,7 @@ fn record(request: &SimRequest, body_complete: bool) -> RecordedRequest {
     }
 }
 
-async fn route(state: &SimState, request: &SimRequest) -> Response<Body> {
+async fn route(state: &SimState, conn: &ConnectionAuth, request: &SimRequest) -> Response<Body> {
     let path = normalize(&request.path);
     if let Some(code) = path.strip_prefix("/sim/status/") {
         return status(code, request.query.as_deref()).await;
@@ -150,6 +157,10 @@ async fn route(state: &SimState, request: &SimRequest) -> Response<Body> {
             _ => method_not_allowed("GET, POST"),
         },
         "/sim/echo" => echo(request),
+        "/sim/whoami" => only(method, &Method::GET, || {
+            let close = query_value(request.query.as_deref(), "close") == Some("1");
+            windows_auth::whoami(conn, close)
+        }),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -14,6 +14,7 @@ mod frontdoor;
 mod grant_request;
 mod grants;
 mod handlers;
+pub mod ntlm;
 mod pages;
 mod recorder;
 mod server;
@@ -24,6 +25,7 @@ mod streams;
 mod token;
 mod users;
 mod websocket;
+mod windows_auth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use tokio::task::JoinHandle;
 use crate::secret::Secret;
 use crate::sim::state::SimState;
 
-pub use cli::{run_cli, MintTokenArgs, SimArgs, SimCliError, SimCommand};
+pub use cli::{run_cli, MintTokenArgs, SimArgs, SimCliError, SimCommand, WindowsAuth};
 pub use concurrency::Concurrency;
 pub use grants::{Grant, GrantForm};
 pub use recorder::{RecordedRequest, Recorder};
@@ -113,6 +115,10 @@ pub struct SimOptions {
     pub self_grant_roles: Vec<String>,
     /// The first this many grant calls answer 503, as PSU in trouble would.
     pub failing_grants: usize,
+    /// `sim --windows-auth ntlm`: every request needs connection-bound
+    /// NTLM (or Negotiate carrying raw NTLM); `GET /sim/whoami` names the
+    /// connection's user. Ignored in `static_upstream` mode.
+    pub windows_auth: bool,
 }
 
 impl Default for SimOptions {
@@ -133,6 +139,7 @@ impl Default for SimOptions {
             grant_ttl: DEFAULT_GRANT_TTL,
             self_grant_roles: Vec::new(),
             failing_grants: 0,
+            windows_auth: false,
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::sim::handlers;
 use crate::sim::state::SimState;
+use crate::sim::windows_auth::ConnectionAuth;
 
 /// How long a stop waits for in-flight requests (a `/sim/status` delay may
 /// be much longer) before abandoning them.
@@ -55,8 +56,13 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     state.recorder.concurrency.connection_accepted();
+                    let open = state.recorder.concurrency.connection_opened();
                     let watcher = graceful.watcher();
-                    tokio::spawn(serve_connection(stream, peer, tls.clone(), Arc::clone(&state), watcher));
+                    let served = serve_connection(stream, peer, tls.clone(), Arc::clone(&state), watcher);
+                    tokio::spawn(async move {
+                        served.await;
+                        drop(open);
+                    });
                 }
                 Err(error) => {
                     tracing::warn!(%error, "psu-sim accept failed");
@@ -103,7 +109,8 @@ async fn serve_connection(
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (prior knowledge, or ALPN under TLS) on one
-/// connection until the client leaves or a graceful stop finishes it.
+/// connection until the client leaves or a graceful stop finishes it. The
+/// connection's Windows-auth state lives as long as the connection.
 async fn drive<I>(
     io: I,
     peer: SocketAddr,
@@ -113,9 +120,11 @@ async fn drive<I>(
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let conn = Arc::new(ConnectionAuth::new());
     let service = service_fn(move |request: Request<Incoming>| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(handlers::handle(&state, peer, request).await) }
+        let conn = Arc::clone(&conn);
+        async move { Ok::<_, Infallible>(handlers::handle(&state, &conn, peer, request).await) }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let connection = builder

@@ -25,6 +25,8 @@ pub struct SimState {
     pub cookie: CookieConfig,
     pub iis_anonymous: bool,
     pub strip_authorization: bool,
+    /// Connection-bound NTLM/Negotiate in front of every request.
+    pub windows_auth: bool,
     pub recorder: Recorder,
     pub introspect_delay: std::time::Duration,
     /// Lifetime of a token from `GET /api/v1/apptoken/grant`.
@@ -64,6 +66,7 @@ impl SimState {
             },
             iis_anonymous: opts.iis_anonymous,
             strip_authorization: opts.strip_authorization,
+            windows_auth: opts.windows_auth,
             recorder,
             introspect_delay: opts.introspect_delay,
             grant_ttl: opts.grant_ttl,

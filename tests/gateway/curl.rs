@@ -4,7 +4,7 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn curl_available() -> bool {
+pub(crate) fn curl_available() -> bool {
     let found = Command::new("curl")
         .arg("--version")
         .output()

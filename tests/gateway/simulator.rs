@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod grants;
+mod ntlm;
 mod sessions;
 mod tokens;
 

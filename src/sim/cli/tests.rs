@@ -32,6 +32,7 @@ fn serve_flags_have_psu_defaults() {
     assert_eq!(opts.allowed_roles, ["Administrator"]);
     assert!(opts.iis_anonymous && !opts.strip_authorization);
     assert!(!opts.static_upstream);
+    assert!(!opts.windows_auth);
     assert_eq!(opts.signing_key.expose(), DEV_SIGNING_KEY);
     assert_eq!(opts.grant_ttl, Duration::from_secs(365 * 24 * 3600));
     assert_eq!(opts.grant_ttl, crate::sim::DEFAULT_GRANT_TTL);
@@ -162,4 +163,12 @@ fn mint_token_subcommand_parses_and_mints_with_the_key_file() {
         load_signing_key(Some(&path)),
         Err(SimCliError::ReadKey { .. })
     ));
+}
+
+#[test]
+fn windows_auth_takes_ntlm_only() {
+    let opts = options(&parse(&["--windows-auth", "ntlm"]).unwrap()).unwrap();
+    assert!(opts.windows_auth);
+    assert!(parse(&["--windows-auth", "kerberos"]).is_err());
+    assert!(parse(&["--windows-auth"]).is_err());
 }
