@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::HeaderValue;
-use psu_gateway::config::{Session, Upstream, UpstreamProtocol};
+use psu_gateway::config::{Session, Upstream, UpstreamProtocol, WindowsAuth};
 use psu_gateway::pipeline::session::{IntrospectionContext, SessionAuth};
 use psu_gateway::rules::cookies::{extract_session, SessionCookies, SessionLookup};
 use psu_gateway::sim::{Sim, SimOptions};
@@ -48,6 +48,8 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
                 preserve_host: true,
                 max_inflight: 512,
                 queue_timeout: Duration::from_secs(2),
+                windows_auth: WindowsAuth::Pin,
+                max_pinned: 1000,
             },
             Default::default(),
         )

@@ -130,6 +130,20 @@ pub struct Upstream {
     pub max_inflight: usize,
     /// How long a request waits for one of `max_inflight`.
     pub queue_timeout: Duration,
+    /// NTLM / Negotiate pass-through (behaviour.md, "Windows authentication").
+    pub windows_auth: WindowsAuth,
+    /// Pinned upstream connections at once; beyond, 503.
+    pub max_pinned: usize,
+}
+
+/// `upstream.windows_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowsAuth {
+    /// A client connection that speaks NTLM / Negotiate gets its own
+    /// upstream connection.
+    Pin,
+    /// `Authorization: NTLM|Negotiate` is stripped on every route.
+    Off,
 }
 
 #[derive(Debug, Clone)]

@@ -77,6 +77,8 @@ pub(crate) struct RawUpstream {
     pub preserve_host: bool,
     pub max_inflight: Option<S<i64>>,
     pub queue_timeout: Option<S<String>>,
+    pub windows_auth: Option<S<String>>,
+    pub max_pinned: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,14 +25,9 @@ pub enum Answer {
 /// Whether `WWW-Authenticate` values are IIS's Windows-authentication
 /// challenge rather than PSU's own (PSU sends `Bearer` or nothing).
 pub fn is_windows_challenge<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> bool {
-    values.into_iter().any(|value| {
-        let scheme = value
-            .as_bytes()
-            .split(|b| *b == b' ' || *b == b',')
-            .next()
-            .unwrap_or_default();
-        scheme.eq_ignore_ascii_case(b"negotiate") || scheme.eq_ignore_ascii_case(b"ntlm")
-    })
+    values
+        .into_iter()
+        .any(|value| crate::rules::windows_auth::offers_connection_scheme(value.as_bytes()))
 }
 
 const IIS_FIX: &str = "Fix: in IIS Manager open PSU's site -> Authentication and enable \

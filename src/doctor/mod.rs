@@ -11,6 +11,7 @@ pub mod connection;
 pub mod expiry;
 pub mod grant;
 mod probe;
+pub mod windows;
 
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -134,6 +135,11 @@ pub async fn examine(config: &Config, user: Option<&grant::TestUser>) -> Vec<Fin
         (Some(session), Some(client)) => check_introspection(client, session).await,
     });
 
+    findings.push(match &client {
+        None => skipped("Windows authentication", blocked.unwrap_or_default()),
+        Some(client) => check_windows_auth(client, config).await,
+    });
+
     match &config.credential {
         None => findings.push(skipped("app token", "no [credential] in the config")),
         Some(credential) => match &credential.token {
@@ -154,6 +160,24 @@ pub async fn examine(config: &Config, user: Option<&grant::TestUser>) -> Vec<Fin
         },
     }
     findings
+}
+
+async fn check_windows_auth(client: &UpstreamClient, config: &Config) -> Finding {
+    let path = PathAndQuery::from_static(windows::PROBE_PATH);
+    let answer = probe::get(client, &path, None, config.limits.upstream_timeout).await;
+    let forwarding: Vec<&str> = config
+        .routes
+        .routes()
+        .iter()
+        .filter(|r| r.forwards_client_credentials())
+        .map(|r| r.name.as_str())
+        .collect();
+    let setting = windows::Setting {
+        windows_auth: config.upstream.windows_auth,
+        max_pinned: config.upstream.max_pinned,
+        forwarding_routes: &forwarding,
+    };
+    windows::diagnose(&answer, &setting)
 }
 
 async fn check_introspection(client: &UpstreamClient, session: &Session) -> Finding {

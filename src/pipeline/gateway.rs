@@ -9,30 +9,36 @@ use std::time::Instant;
 
 use http::header::{HeaderValue, CONTENT_LENGTH, COOKIE, SEC_WEBSOCKET_KEY, TRANSFER_ENCODING};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::config::{Config, UpstreamProtocol};
-use crate::pipeline::credential::{ActiveToken, TokenStore};
+use crate::pipeline::credential::TokenStore;
 use crate::pipeline::grants::UserTokens;
 use crate::pipeline::metrics::{Metrics, RouteCounters};
 use crate::pipeline::problem::{problem_response, Rejection};
-use crate::pipeline::rewrite::{rewrite_head, HeadRewrite};
 use crate::pipeline::session::SessionAuth;
 use crate::rate::ClientLimiter;
 use crate::rules::cookies::join_cookie_fields;
-use crate::rules::headers::{self, X_REQUEST_ID};
+use crate::rules::headers;
 use crate::rules::path::{normalize_path, route_key};
 use crate::rules::routes::{Access, Route};
 use crate::rules::target::{check_target, validated_host};
-use crate::transport::body::{BodyFault, FaultFlag, GuardedBody};
+use crate::transport::body::{BodyFault, FaultFlag};
+use crate::transport::pinned::{ClientPin, Http11Required};
 use crate::transport::slot::ConnectionSlot;
-use crate::transport::upstream::{Body, UpstreamBuildError, UpstreamClient, UpstreamError};
+use crate::transport::upstream::{
+    Body, UpstreamBuildError, UpstreamClient, UpstreamError, UpstreamMetrics,
+};
 use crate::{rules::csrf, transport::tunnel};
 
 use super::record::Record;
 
 mod access;
+mod forward;
+mod pinning;
+
+use forward::rewrite_response;
+use pinning::Carrier;
 
 /// Everything a request needs: config, the upstream pool, the session
 /// cache, the token. One `Gateway` per config generation: a reload builds a
@@ -63,7 +69,10 @@ impl Gateway {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Self, UpstreamBuildError> {
         let upstream = UpstreamClient::new(
             &config.upstream,
-            metrics.upstream_connections_opened.clone(),
+            UpstreamMetrics {
+                opened: metrics.upstream_connections_opened.clone(),
+                pinned: metrics.pinned.clone(),
+            },
         )?;
         let sessions = config
             .session
@@ -154,8 +163,16 @@ impl Gateway {
             Err(rejection) => {
                 self.metrics.rejection(rejection.reason());
                 tracing::debug!(request_id = %request_id.to_str().unwrap_or(""), reason = rejection.reason(), error = %rejection, "rejected");
-                let close = close_on_error || matches!(rejection, Rejection::Header(_));
-                problem_response(&rejection, &request_id, close)
+                let close = close_on_error
+                    || matches!(
+                        rejection,
+                        Rejection::Header(_) | Rejection::Upstream(UpstreamError::PinEnded)
+                    );
+                let mut response = problem_response(&rejection, &request_id, close);
+                if let Rejection::Http11Required = rejection {
+                    response.extensions_mut().insert(Http11Required);
+                }
+                response
             }
         };
         if let Some(hsts) = &self.config.tls.hsts {
@@ -226,11 +243,17 @@ impl Gateway {
         }
         // 9b. Per-user mode: the user's own token for an inject route.
         let own_token = self.user_token(route, user.as_ref(), ex, &host).await?;
+        // 9c. NTLM / Negotiate: this client connection's own upstream
+        // connection, or the pool.
+        let version = request.version();
+        let carrier = self.carrier(&mut request, route)?;
+        let pin = request.extensions().get::<Arc<ClientPin>>().cloned();
         // A WebSocket becomes a tunnel only on public and session routes,
         // towards an HTTP/1.1 upstream, and only once PSU answered 101.
         let websocket = tunnel::wants_websocket(request.version(), request.headers())
             && matches!(route.access, Access::Public | Access::Session)
-            && self.config.upstream.protocol == UpstreamProtocol::Http1;
+            && (self.config.upstream.protocol == UpstreamProtocol::Http1
+                || matches!(carrier, Carrier::Pin(_)));
         // The connection's slot travels with the tunnel, so tunnels count
         // against max_connections for as long as they live.
         let client_upgrade = websocket.then(|| tunnel::Client {
@@ -248,16 +271,24 @@ impl Gateway {
         }
         // 11. Forward, streaming the body under its size and gap limits.
         let sent = Instant::now();
-        let response = self
-            .upstream
-            .send(upstream_request, self.config.limits.upstream_timeout)
-            .await;
+        let timeout = self.config.limits.upstream_timeout;
+        let response = match &carrier {
+            Carrier::Pool => self.upstream.send(upstream_request, timeout).await,
+            Carrier::Pin(pin) => {
+                record.pinned = true;
+                let sent = self.upstream.send_pinned(pin, upstream_request, timeout);
+                sent.await
+            }
+        };
         record.upstream_time = Some(sent.elapsed());
         let response = response.map_err(|e| match fault.get() {
             Some(BodyFault::TooLarge) => Rejection::BodyTooLarge,
             Some(BodyFault::Stalled) => Rejection::BodyStalled,
             None => e.into(),
         })?;
+        if let Carrier::Pool = carrier {
+            self.after_pooled_answer(route, version, pin.as_ref(), &response)?;
+        }
         // 12. Response rewrite.
         match client_upgrade {
             Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -274,16 +305,6 @@ impl Gateway {
                 Err(UpstreamError::UnexpectedSwitch.into())
             }
             _ => Ok(rewrite_response(response, route, ex.request_id)),
-        }
-    }
-
-    /// The Host PSU sees: the client's (PSU builds links from it) unless
-    /// `upstream.preserve_host = false`.
-    fn upstream_host<'a>(&'a self, host: &'a str) -> &'a str {
-        if self.config.upstream.preserve_host {
-            host
-        } else {
-            self.upstream.authority().as_str()
         }
     }
 
@@ -321,85 +342,6 @@ impl Gateway {
             Access::Public | Access::Session | Access::Inject => Ok(route),
         }
     }
-
-    /// The request for PSU, and the app token it carries (inject routes).
-    #[allow(clippy::too_many_arguments)]
-    fn rewrite(
-        &self,
-        request: Request<Incoming>,
-        route: &Route,
-        ex: &Exchange<'_>,
-        path: &str,
-        host: &str,
-        cookie: Option<String>,
-        own_token: Option<Arc<ActiveToken>>,
-        fault: &FaultFlag,
-    ) -> Result<(Request<Body>, Option<Arc<ActiveToken>>), Rejection> {
-        let (mut parts, body) = request.into_parts();
-        let uri = self
-            .upstream
-            .uri(path, parts.uri.query())
-            .ok_or(Rejection::Unforwardable)?;
-        let upstream_host = HeaderValue::from_str(self.upstream_host(host))
-            .map_err(|_| Rejection::Unforwardable)?;
-        let credential_header = self.config.credential.as_ref().map(|c| &c.header);
-        // One load: the token logged is the token sent, even when the file
-        // rotates mid-request. In per-user mode the operator's token (a
-        // granting token) is never injected.
-        let token = match (route.access, own_token, &self.token) {
-            (Access::Inject, Some(own), _) => Some(own),
-            (Access::Inject, None, Some(store)) if self.user_tokens.is_none() => {
-                Some(store.current())
-            }
-            _ => None,
-        };
-        rewrite_head(
-            &mut parts.headers,
-            cookie,
-            HeadRewrite {
-                route,
-                keep_te_trailers: parts.version >= Version::HTTP_2,
-                trusted_peer: ex.trusted,
-                session_cookies: self
-                    .sessions
-                    .as_ref()
-                    .map_or(&[][..], SessionAuth::cookie_names),
-                credential_header,
-                peer: ex.peer.ip().to_canonical(),
-                host,
-                upstream_host,
-                request_id: ex.request_id,
-                token: token.as_ref().map(|t| &t.header_value),
-            },
-        );
-        parts.uri = uri;
-        parts.version = match self.config.upstream.protocol {
-            UpstreamProtocol::Http1 => Version::HTTP_11,
-            UpstreamProtocol::H2 => Version::HTTP_2,
-        };
-        let body = GuardedBody::new(
-            body,
-            self.config.limits.max_body_bytes,
-            self.config.limits.body_timeout,
-            fault.clone(),
-        );
-        let request = Request::from_parts(parts, body.map_err(Into::into).boxed());
-        Ok((request, token))
-    }
-}
-
-fn rewrite_response(
-    response: Response<Incoming>,
-    route: &Route,
-    request_id: &HeaderValue,
-) -> Response<Body> {
-    let (mut parts, body) = response.into_parts();
-    headers::strip_response_hop_by_hop(&mut parts.headers);
-    if route.access.needs_session() {
-        headers::mark_private(&mut parts.headers);
-    }
-    parts.headers.insert(X_REQUEST_ID, request_id.clone());
-    Response::from_parts(parts, body.map_err(Into::into).boxed())
 }
 
 pub(super) fn declared_length(headers: &HeaderMap) -> Option<u64> {

@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::rules::routes::{Access, RouteTable};
+use crate::transport::pinned::PinMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -65,6 +66,9 @@ pub struct Metrics {
     pub client_connections_refused: Counter,
     /// Connections the upstream pools opened to PSU.
     pub upstream_connections_opened: Counter,
+    /// Client connections holding their own upstream connection (NTLM /
+    /// Negotiate), now and in total.
+    pub pinned: PinMetrics,
     rejections: Family<ReasonLabel, Counter>,
     config_reloads: Family<OutcomeLabel, Counter>,
     pub token_reload_failures: Counter,
@@ -109,6 +113,7 @@ impl Metrics {
             tls_handshake_failures: Counter::default(),
             client_connections_refused: Counter::default(),
             upstream_connections_opened: Counter::default(),
+            pinned: PinMetrics::default(),
             rejections: Family::default(),
             config_reloads: Family::default(),
             token_reload_failures: Counter::default(),
@@ -187,6 +192,16 @@ impl Metrics {
             "upstream_connections_opened",
             "Connections opened to PSU by the upstream pools (a steady load should open almost none)",
             m.upstream_connections_opened.clone(),
+        );
+        registry.register(
+            "pinned_connections",
+            "Client connections pinned to their own upstream connection for NTLM / Negotiate",
+            m.pinned.open.clone(),
+        );
+        registry.register(
+            "pinned_connections",
+            "Upstream connections opened for pinned client connections",
+            m.pinned.total.clone(),
         );
         registry.register(
             "rejections",

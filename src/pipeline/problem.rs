@@ -59,6 +59,10 @@ pub enum Rejection {
     Upstream(#[from] UpstreamError),
     #[error("the request could not be rebuilt for the upstream")]
     Unforwardable,
+    /// NTLM / Negotiate on HTTP/2: the listener resets the stream with
+    /// `HTTP_1_1_REQUIRED` instead of sending this answer.
+    #[error("NTLM and Negotiate authenticate a connection, which HTTP/2 cannot carry; retry over HTTP/1.1")]
+    Http11Required,
 }
 
 impl Rejection {
@@ -122,9 +126,14 @@ impl Rejection {
             Rejection::Upstream(
                 UpstreamError::Connect(_)
                 | UpstreamError::Protocol(_)
-                | UpstreamError::UnexpectedSwitch,
+                | UpstreamError::UnexpectedSwitch
+                | UpstreamError::PinConnect(_)
+                | UpstreamError::Pinned(_)
+                | UpstreamError::PinEnded,
             ) => StatusCode::BAD_GATEWAY,
+            Rejection::Upstream(UpstreamError::PinLimit) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Unforwardable => StatusCode::BAD_REQUEST,
+            Rejection::Http11Required => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
         }
     }
 
@@ -154,6 +163,8 @@ impl Rejection {
             Rejection::Grant(GrantError::Busy) => "introspection_busy",
             Rejection::Upstream(UpstreamError::Timeout(_)) => "timeout",
             Rejection::Upstream(UpstreamError::Busy(_)) => "upstream_busy",
+            Rejection::Upstream(UpstreamError::PinLimit) => "pin_limit",
+            Rejection::Http11Required => "http11_required",
             Rejection::Upstream(_) => "upstream",
         }
     }
@@ -166,7 +177,7 @@ impl Rejection {
             | Rejection::RateLimited { retry_after } => Some(retry_after_secs(*retry_after)),
             Rejection::Session(SessionError::Busy)
             | Rejection::Grant(GrantError::Busy)
-            | Rejection::Upstream(UpstreamError::Busy(_)) => Some(1),
+            | Rejection::Upstream(UpstreamError::Busy(_) | UpstreamError::PinLimit) => Some(1),
             _ if self.status() == StatusCode::SERVICE_UNAVAILABLE => Some(5),
             _ => None,
         }

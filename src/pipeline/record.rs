@@ -29,6 +29,8 @@ pub(super) struct Record {
     /// The token this request carried upstream, for the audit line.
     pub(super) token: Option<Arc<ActiveToken>>,
     pub(super) upstream_time: Option<Duration>,
+    /// Sent over the client connection's own upstream connection.
+    pub(super) pinned: bool,
 }
 
 impl Record {
@@ -67,6 +69,7 @@ impl Record {
             upstream_ms = self.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
             cache = self.cache.unwrap_or(CacheOutcome::None).as_str(),
             injected = self.injected(),
+            pinned = self.pinned,
         );
     }
 

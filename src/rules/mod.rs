@@ -16,3 +16,4 @@ pub mod headers;
 pub mod path;
 pub mod routes;
 pub mod target;
+pub mod windows_auth;

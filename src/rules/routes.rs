@@ -72,6 +72,14 @@ pub struct Route {
 }
 
 impl Route {
+    /// The client's own `Authorization` reaches PSU on this route (public
+    /// routes by default, or `client_credentials = "forward"`; never an
+    /// inject or deny route).
+    pub fn forwards_client_credentials(&self) -> bool {
+        self.client_credentials == ClientCredentials::Forward
+            && matches!(self.access, Access::Public | Access::Session)
+    }
+
     fn allows(&self, method: &Method) -> bool {
         self.methods.as_ref().is_none_or(|m| m.contains(method))
     }

@@ -19,6 +19,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::serve::generation::{Generation, Generations};
 use crate::serve::proxy_protocol;
+use crate::transport::pinned::{ClientPin, Http11Required};
 use crate::transport::slot::{ClientConnections, ConnectionSlot};
 use crate::transport::watchdog::{Activity, Tracked, Watched};
 use crate::transport::workers::Workers;
@@ -220,8 +221,14 @@ impl Connection {
         let io = TokioIo::new(Watched::new(tls, activity.clone()));
         let generations = self.generations;
         let requests = activity.clone();
+        // NTLM / Negotiate bind an HTTP/1.1 connection, never an h2 one.
+        let pin = http1.then(ClientPin::new);
+        let service_pin = pin.clone();
         let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(slot.clone());
+            if let Some(pin) = &service_pin {
+                request.extensions_mut().insert(pin.clone());
+            }
             let gateway = generations.current().gateway.clone();
             let in_flight = requests.request_started();
             // Boxed: hyper spawns each h2 stream's future as a task and
@@ -229,9 +236,12 @@ impl Connection {
             // (about 2.6 KiB) was copied whole on the way.
             Box::pin(async move {
                 let response = gateway.handle(request, peer).await;
-                Ok::<_, std::convert::Infallible>(
-                    response.map(|body| Tracked::new(body, in_flight)),
-                )
+                if response.extensions().get::<Http11Required>().is_some() {
+                    // hyper resets the h2 stream with the reason it finds
+                    // in the service's error.
+                    return Err(h2::Error::from(h2::Reason::HTTP_1_1_REQUIRED));
+                }
+                Ok(response.map(|body| Tracked::new(body, in_flight)))
             })
         });
         let conn = self
@@ -251,6 +261,15 @@ impl Connection {
             let _ = tokio::time::timeout(first, activity.first_request()).await;
         };
         tokio::pin!(stop);
+        // PSU closed the connection this one is pinned to: close this one
+        // too, after the response in flight.
+        let pin_closed = async {
+            match &pin {
+                Some(pin) => pin.upstream_closed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(pin_closed);
         let mut stopped = false;
         loop {
             tokio::select! {
@@ -266,6 +285,11 @@ impl Connection {
                 }
                 () = &mut stop, if !stopped => {
                     stopped = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                () = &mut pin_closed, if !stopped => {
+                    stopped = true;
+                    tracing::debug!(%peer, "the pinned upstream connection closed; closing the client connection");
                     conn.as_mut().graceful_shutdown();
                 }
             }

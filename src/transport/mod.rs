@@ -1,4 +1,5 @@
-//! The I/O the pipeline drives: the pooled client towards PSU, the request
+//! The I/O the pipeline drives: the pooled client towards PSU and the
+//! connections pinned to one client connection (NTLM / Negotiate), the request
 //! body as it streams there, the WebSocket tunnel after a `101`, the
 //! per-connection timers, the per-core worker runtimes and the connection
 //! slot each served connection holds.
@@ -9,6 +10,7 @@
 //! May use: [`crate::config`], [`crate::rules`], the shared types.
 
 pub mod body;
+pub mod pinned;
 pub mod slot;
 pub mod tunnel;
 pub mod upstream;

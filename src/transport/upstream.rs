@@ -25,6 +25,7 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
+use hyper_rustls::builderstates::WantsProtocols1;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -32,9 +33,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::metrics::counter::Counter;
 use rustls::crypto::ring;
 use rustls::RootCertStore;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::config::{Upstream, UpstreamProtocol};
+use crate::transport::pinned::{ClientPin, PinMetrics, Pinned};
 
 /// Errors a body can end with, from either side.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -56,6 +58,20 @@ pub enum UpstreamError {
     /// `queue_timeout`.
     #[error("PSU already has upstream.max_inflight requests in flight and none finished within {0:?}; try again shortly")]
     Busy(Duration),
+    /// `upstream.max_pinned` client connections already hold their own
+    /// upstream connection.
+    #[error("upstream.max_pinned connections are already pinned for Windows authentication; try again shortly")]
+    PinLimit,
+    #[error("a pinned upstream connection could not be opened")]
+    PinConnect(#[source] BoxError),
+    #[error("the pinned upstream connection failed")]
+    Pinned(#[source] hyper::Error),
+    /// PSU closed the connection this client connection was pinned to; the
+    /// client must connect (and authenticate) again.
+    #[error(
+        "PSU closed the connection this client connection was authenticated on; connect again"
+    )]
+    PinEnded,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +106,14 @@ impl<C: tower_service::Service<Uri>> tower_service::Service<Uri> for Counted<C> 
     }
 }
 
+/// What the upstream client counts.
+#[derive(Clone, Default)]
+pub struct UpstreamMetrics {
+    /// Connections the pools open.
+    pub opened: Counter,
+    pub pinned: PinMetrics,
+}
+
 #[derive(Clone)]
 pub struct UpstreamClient {
     /// One per worker, each keeping up to `max(pool_max_idle, max_inflight)`
@@ -100,27 +124,21 @@ pub struct UpstreamClient {
     queue_timeout: Duration,
     scheme: Scheme,
     authority: http::uri::Authority,
+    /// Opens pinned connections: HTTP/1.1 whatever `upstream.protocol`
+    /// says, as HTTP/2 cannot carry connection-bound authentication.
+    pin_connector: HttpsConnector<HttpConnector>,
+    /// `upstream.max_pinned` places.
+    pin_places: Arc<Semaphore>,
+    pin_metrics: PinMetrics,
 }
 
 impl UpstreamClient {
-    /// `opened` counts the upstream connections the pools open.
-    pub fn new(config: &Upstream, opened: Counter) -> Result<Self, UpstreamBuildError> {
+    pub fn new(config: &Upstream, metrics: UpstreamMetrics) -> Result<Self, UpstreamBuildError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let tls = client_tls(config)?;
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let builder = match &config.server_name {
-            Some(name) => {
-                let name = rustls_pki_types::ServerName::try_from(name.clone())
-                    .map_err(|_| UpstreamBuildError::ServerName)?;
-                builder.with_server_name_resolver(FixedServerNameResolver::new(name))
-            }
-            None => builder,
-        };
+        let builder = connector_builder(config)?;
         let workers = crate::transport::workers::default_count();
         let mut client = Client::builder(TokioExecutor::new());
         client
@@ -128,6 +146,9 @@ impl UpstreamClient {
             .pool_max_idle_per_host(config.pool_max_idle.max(config.max_inflight))
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new());
+        let pin_connector = connector_builder(config)?
+            .enable_http1()
+            .wrap_connector(http.clone());
         let connector = match config.protocol {
             UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
             UpstreamProtocol::H2 => {
@@ -137,7 +158,7 @@ impl UpstreamClient {
         };
         let connector = Counted {
             inner: connector,
-            opened,
+            opened: metrics.opened,
         };
         Ok(Self {
             pools: (0..workers)
@@ -147,6 +168,9 @@ impl UpstreamClient {
             queue_timeout: config.queue_timeout,
             scheme: config.scheme.clone(),
             authority: config.authority.clone(),
+            pin_connector,
+            pin_places: Arc::new(Semaphore::new(config.max_pinned)),
+            pin_metrics: metrics.pinned,
         })
     }
 
@@ -176,13 +200,7 @@ impl UpstreamClient {
         request: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let _place = match self.inflight.try_acquire() {
-            Ok(place) => place,
-            Err(_) => tokio::time::timeout(self.queue_timeout, self.inflight.acquire())
-                .await
-                .map_err(|_| UpstreamError::Busy(self.queue_timeout))?
-                .map_err(|_| UpstreamError::Busy(self.queue_timeout))?,
-        };
+        let _place = self.inflight_place().await?;
         let pool = &self.pools[crate::transport::workers::current() % self.pools.len()];
         match tokio::time::timeout(timeout, pool.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout(timeout)),
@@ -191,6 +209,81 @@ impl UpstreamClient {
             Ok(Err(e)) => Err(UpstreamError::Protocol(e)),
         }
     }
+}
+
+impl UpstreamClient {
+    /// One of `max_inflight` places, waiting up to `queue_timeout`.
+    async fn inflight_place(&self) -> Result<tokio::sync::SemaphorePermit<'_>, UpstreamError> {
+        match self.inflight.try_acquire() {
+            Ok(place) => Ok(place),
+            Err(_) => tokio::time::timeout(self.queue_timeout, self.inflight.acquire())
+                .await
+                .map_err(|_| UpstreamError::Busy(self.queue_timeout))?
+                .map_err(|_| UpstreamError::Busy(self.queue_timeout)),
+        }
+    }
+
+    /// Sends a request over the client connection's own upstream
+    /// connection (see `pinned.rs`), opening it on first use; the same
+    /// in-flight cap and `timeout` as [`Self::send`] apply, and opening
+    /// takes one of `max_pinned` places or fails at once.
+    pub async fn send_pinned(
+        &self,
+        pin: &ClientPin,
+        request: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let _place = self.inflight_place().await?;
+        let open = |closed| self.open_pinned(closed);
+        tokio::time::timeout(timeout, pin.send(request, open))
+            .await
+            .map_err(|_| UpstreamError::Timeout(timeout))?
+    }
+
+    async fn open_pinned(&self, closed: Arc<Notify>) -> Result<Pinned, UpstreamError> {
+        let place = self
+            .pin_places
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| UpstreamError::PinLimit)?;
+        let base = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| UpstreamError::PinConnect(e.into()))?;
+        let mut connector = self.pin_connector.clone();
+        let io = tower_service::Service::call(&mut connector, base)
+            .await
+            .map_err(UpstreamError::PinConnect)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| UpstreamError::PinConnect(e.into()))?;
+        Ok(Pinned::start(
+            sender,
+            connection,
+            closed,
+            self.pin_metrics.clone(),
+            place,
+        ))
+    }
+}
+
+/// TLS (or plain HTTP) towards the upstream, with `upstream.server_name`.
+fn connector_builder(
+    config: &Upstream,
+) -> Result<hyper_rustls::HttpsConnectorBuilder<WantsProtocols1>, UpstreamBuildError> {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_tls(config)?)
+        .https_or_http();
+    Ok(match &config.server_name {
+        Some(name) => {
+            let name = rustls_pki_types::ServerName::try_from(name.clone())
+                .map_err(|_| UpstreamBuildError::ServerName)?;
+            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    })
 }
 
 /// System roots plus `upstream.ca`: an operator's private CA adds to the

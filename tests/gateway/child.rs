@@ -49,12 +49,14 @@ impl ChildGateway {
 
     /// The same, with this `RUST_LOG` filter.
     pub async fn start_with_log(config: &str, filter: &str) -> Self {
-        let sim = Sim::spawn(
-            SimOptions::default(),
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        )
-        .await
-        .unwrap();
+        Self::start_with_sim(config, SimOptions::default(), filter).await
+    }
+
+    /// The same, in front of a simulator with these options.
+    pub async fn start_with_sim(config: &str, sim: SimOptions, filter: &str) -> Self {
+        let sim = Sim::spawn(sim, TcpListener::bind("127.0.0.1:0").await.unwrap())
+            .await
+            .unwrap();
         let (dir, token) = prepare(&sim, config);
         let mut child = Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
             .args(["run", "--config", "gateway.toml"])

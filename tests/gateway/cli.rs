@@ -87,6 +87,8 @@ fn each_config_error_class_exits_2_with_its_place() {
         ("[upstream]", "[limits]\nmax_connections_per_client = 0\n\n[upstream]", "max_connections_per_client", "limits.max_connections_per_client", "must be an integer"),
         ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nmax_inflight = 0", "max_inflight", "upstream.max_inflight", "must be an integer"),
         ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nqueue_timeout = \"soon\"", "queue_timeout", "upstream.queue_timeout", "expected a duration"),
+        ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nwindows_auth = \"kerberos\"", "windows_auth", "upstream.windows_auth", "must be \"pin\" or \"off\""),
+        ("url = \"http://127.0.0.1:5000\"", "url = \"http://127.0.0.1:5000\"\nmax_pinned = 0", "max_pinned", "upstream.max_pinned", "must be an integer"),
         ("roles_pointer = \"/roles\"\n", "roles_pointer = \"/roles\"\ncookie_shape = \"strict\"\n", "cookie_shape", "session.cookie_shape", "must be \"aspnet\" or \"any\""),
         ("roles_pointer = \"/roles\"\n", "roles_pointer = \"/roles\"\nmiss_rate = \"20/d\"\n", "miss_rate", "session.miss_rate", "N/s, N/m or N/h"),
         ("roles_pointer = \"/roles\"\n", "roles_pointer = \"/roles\"\nmax_inflight_introspections = 0\n", "max_inflight_introspections", "session.max_inflight_introspections", "must be an integer"),

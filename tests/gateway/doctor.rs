@@ -122,13 +122,13 @@ async fn a_healthy_setup_is_all_ok_and_exits_0() {
     let run = bench.doctor(&bench.config(&bench.sim_url(), &[])).await;
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    assert_eq!(lines.len(), 7, "{}", run.stdout);
     assert!(
-        lines[..5].iter().all(|l| l.starts_with("ok   ")),
+        lines[..6].iter().all(|l| l.starts_with("ok   ")),
         "{}",
         run.stdout
     );
-    assert_eq!(lines[5], "5 ok, 0 warn, 0 FAIL, 0 skipped");
+    assert_eq!(lines[6], "6 ok, 0 warn, 0 FAIL, 0 skipped");
     run.finding("ok", &format!("upstream reachable ({}, ", bench.sim_url()));
     run.finding(
         "ok",
@@ -309,7 +309,7 @@ async fn a_token_expiring_in_2_days_warns_and_exits_0() {
     );
     run.finding("ok", "app token accepted");
     assert!(
-        run.stdout.ends_with("4 ok, 1 warn, 0 FAIL, 0 skipped\n"),
+        run.stdout.ends_with("5 ok, 1 warn, 0 FAIL, 0 skipped\n"),
         "{}",
         run.stdout
     );
@@ -397,7 +397,7 @@ async fn a_verified_tls_upstream_is_all_ok() {
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     run.finding("ok", "upstream TLS certificate valid for psu.internal");
     assert!(
-        run.stdout.ends_with("6 ok, 0 warn, 0 FAIL, 0 skipped\n"),
+        run.stdout.ends_with("7 ok, 0 warn, 0 FAIL, 0 skipped\n"),
         "{}",
         run.stdout
     );
@@ -452,4 +452,26 @@ async fn per_user_doctor_signs_a_user_in_and_reads_the_granted_token() {
         .doctor_with(&config, &as_admin, &[("PSU_DOCTOR_PASSWORD", "guess")])
         .await;
     wrong.finding("FAIL", "cannot sign in admin");
+}
+
+#[tokio::test]
+async fn an_ntlm_challenge_says_whether_windows_auth_pins() {
+    let sim = SimOptions {
+        windows_auth: true,
+        ..SimOptions::default()
+    };
+    let bench = Bench::healthy(sim).await;
+    let run = bench.doctor(&bench.config(&bench.sim_url(), &[])).await;
+    let finding = run.finding("ok", "PSU challenges with NTLM/Negotiate on GET /");
+    assert!(finding.contains("windows_auth = \"pin\""), "{finding}");
+    let off = ("[session]", "windows_auth = \"off\"\n\n[session]");
+    let run = bench.doctor(&bench.config(&bench.sim_url(), &[off])).await;
+    let finding = run.finding("warn", "but upstream.windows_auth = \"off\"");
+    assert!(
+        finding.contains("Fix: set upstream.windows_auth"),
+        "{finding}"
+    );
+    let plain = Bench::healthy(SimOptions::default()).await;
+    let run = plain.doctor(&plain.config(&plain.sim_url(), &[])).await;
+    run.finding("ok", "does not challenge with NTLM or Negotiate");
 }

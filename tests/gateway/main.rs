@@ -34,4 +34,5 @@ mod systemd;
 mod tls_policy;
 mod upstream;
 mod websocket;
+mod windows_auth;
 mod workers;

@@ -7,7 +7,7 @@ use http::header::HeaderName;
 use super::Validator;
 use crate::config::raw::{self, S};
 use crate::config::tls;
-use crate::config::{CookieShape, Session, Upstream, UpstreamProtocol};
+use crate::config::{CookieShape, Session, Upstream, UpstreamProtocol, WindowsAuth};
 use crate::rate::Rate;
 
 /// `session.miss_rate` when absent: 20 new cookies a second per client
@@ -89,6 +89,16 @@ impl Validator<'_> {
             "upstream.queue_timeout",
             Duration::from_secs(2),
         );
+        let windows_auth = raw
+            .windows_auth
+            .as_ref()
+            .and_then(|w| {
+                let choices = [("pin", WindowsAuth::Pin), ("off", WindowsAuth::Off)];
+                self.one_of(w, "upstream.windows_auth", &choices)
+            })
+            .unwrap_or(WindowsAuth::Pin);
+        let max_pinned =
+            self.integer(&raw.max_pinned, "upstream.max_pinned", 1000, (1, 1_000_000)) as usize;
         let (scheme, authority) = url.ok()?;
         Some(Upstream {
             scheme,
@@ -102,6 +112,8 @@ impl Validator<'_> {
             preserve_host: raw.preserve_host,
             max_inflight,
             queue_timeout,
+            windows_auth,
+            max_pinned,
         })
     }
 

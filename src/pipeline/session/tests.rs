@@ -85,6 +85,8 @@ async fn auth_without_psu() -> SessionAuth {
             preserve_host: true,
             max_inflight: 512,
             queue_timeout: Duration::from_secs(2),
+            windows_auth: crate::config::WindowsAuth::Pin,
+            max_pinned: 1000,
         },
         Default::default(),
     )
