@@ -8,13 +8,18 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use http::{Request, StatusCode};
 use http_body_util::Empty;
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use psu_gateway::sim::ntlm;
 use rustls_pki_types::ServerName;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use crate::child::ChildGateway;
 use crate::support::*;
@@ -43,9 +48,18 @@ impl Conn {
             .await
             .unwrap();
         let driver = tokio::spawn(async move {
-            let _ = connection.await;
+            let _ = connection.with_upgrades().await;
         });
         Conn { sender, driver }
+    }
+
+    pub async fn send(&mut self, request: http::request::Builder) -> http::Response<Incoming> {
+        let request = request.header("host", "localhost");
+        self.sender.ready().await.expect("connection open");
+        let response = self
+            .sender
+            .send_request(request.body(Empty::new()).unwrap());
+        response.await.expect("response")
     }
 
     pub async fn get(&mut self, path: &str, authorization: Option<&str>) -> Reply {
@@ -391,4 +405,31 @@ async fn inject_and_session_routes_never_pin() {
         assert!(header(&seen[0], "authorization").is_empty(), "{path}");
     }
     assert_eq!(metric(&stack, "psu_gateway_pinned_connections_total"), 0);
+}
+
+#[tokio::test]
+async fn a_websocket_on_a_pinned_connection_uses_the_pinned_upstream_connection() {
+    let stack = windows_setup().start().await;
+    let mut conn = Conn::open(&stack).await;
+    assert_eq!(conn.sign_in("admin", "admin").await.status, 200);
+    let accepted = stack.sim.recorder().concurrency.connections();
+    let upgrade = Request::get("/dashboardhub")
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    let response = conn.send(upgrade).await;
+    // The simulator answers 101 only on an authenticated connection.
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let upgraded = hyper::upgrade::on(response).await.unwrap();
+    let mut socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    socket.send(Message::text("hello")).await.unwrap();
+    let echoed = socket.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "hello");
+    assert_eq!(
+        stack.sim.recorder().concurrency.connections(),
+        accepted,
+        "no new upstream connection"
+    );
 }
