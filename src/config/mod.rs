@@ -62,12 +62,49 @@ pub enum TlsVersion {
 
 #[derive(Debug)]
 pub struct Tls {
-    pub cert_path: PathBuf,
-    pub key_path: PathBuf,
+    /// Where the chain and key are read from (at start, on reload and when
+    /// the files change).
+    pub source: TlsSource,
     pub certs: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
     pub min_version: TlsVersion,
     pub hsts: Option<HeaderValue>,
+}
+
+/// `tls.cert` + `tls.key`, or `tls.pfx`.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    Pem {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    Pfx {
+        path: PathBuf,
+        password: PfxPassword,
+    },
+}
+
+impl TlsSource {
+    /// The files to watch for a new certificate.
+    pub fn files(&self) -> Vec<&std::path::Path> {
+        match self {
+            TlsSource::Pem { cert, key } => vec![cert, key],
+            TlsSource::Pfx { path, password } => match password {
+                PfxPassword::File(file) => vec![path, file],
+                PfxPassword::Empty | PfxPassword::Env(_) => vec![path],
+            },
+        }
+    }
+}
+
+/// Where a PFX file's password comes from; never the config file itself.
+#[derive(Debug, Clone)]
+pub enum PfxPassword {
+    /// No `pfx_password_file` / `pfx_password_env`: the empty password.
+    Empty,
+    File(PathBuf),
+    /// The variable's name.
+    Env(String),
 }
 
 #[derive(Debug, Clone)]

@@ -39,8 +39,11 @@ pub(crate) struct RawListen {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTls {
-    pub cert: S<String>,
-    pub key: S<String>,
+    pub cert: Option<S<String>>,
+    pub key: Option<S<String>>,
+    pub pfx: Option<S<String>>,
+    pub pfx_password_file: Option<S<String>>,
+    pub pfx_password_env: Option<S<String>>,
     pub min_version: Option<S<String>>,
     pub hsts: Option<S<String>>,
 }

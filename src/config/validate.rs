@@ -34,7 +34,7 @@ pub(crate) fn validate(file: &Path, source: &str) -> Result<Loaded, ConfigErrors
         warnings: Vec::new(),
     };
     let listen = v.listen(raw.listen.get_ref());
-    let tls = v.tls(raw.tls.get_ref());
+    let tls = v.tls(&raw.tls);
     let limits = v.limits(&raw.limits);
     let upstream = v.upstream(raw.upstream.get_ref());
     let session = raw.session.as_ref().and_then(|s| v.session(s.get_ref()));

@@ -70,7 +70,7 @@ async fn watch_files(live: Arc<Live>) {
 /// The directories holding the files one generation reads.
 fn directories(generation: &Generation) -> BTreeSet<PathBuf> {
     let tls = &generation.config().tls;
-    let mut files: Vec<&Path> = vec![&tls.cert_path, &tls.key_path];
+    let mut files: Vec<&Path> = tls.source.files();
     if let Some(token) = generation.gateway.token().and_then(|t| t.file()) {
         files.push(token);
     }

@@ -65,14 +65,12 @@ impl Generation {
     /// it is the one in use.
     pub fn with_certificate_on_disk(&self) -> Result<Option<Generation>, String> {
         let tls = &self.config().tls;
-        let certs = tls::read_certs(&tls.cert_path)?;
-        let key = tls::read_key(&tls.key_path)?;
+        let (certs, key) = tls::read_source(&tls.source)?;
         if certs == self.certs && key.secret_der() == self.key.secret_der() {
             return Ok(None);
         }
         let fresh = Tls {
-            cert_path: tls.cert_path.clone(),
-            key_path: tls.key_path.clone(),
+            source: tls.source.clone(),
             certs: certs.clone(),
             key: key.clone_key(),
             min_version: tls.min_version,

@@ -19,6 +19,7 @@ mod haproxy;
 mod inject;
 mod keys;
 mod per_user;
+mod pfx;
 mod pitfalls;
 mod proxy_protocol;
 mod rejections;

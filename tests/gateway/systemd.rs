@@ -114,7 +114,10 @@ fn load_sample_config() -> psu_gateway::config::Loaded {
     let path = dir.path().join("psu-gateway.toml");
     let loaded = psu_gateway::config::load_str(&path, &text)
         .unwrap_or_else(|e| panic!("conf/psu-gateway.toml is invalid:\n{e}"));
-    assert_eq!(loaded.config.tls.key_path, paths.key);
+    match &loaded.config.tls.source {
+        psu_gateway::config::TlsSource::Pem { key, .. } => assert_eq!(key, &paths.key),
+        other => panic!("expected cert + key, got {other:?}"),
+    }
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     loaded
 }

@@ -6,9 +6,13 @@ use std::time::Duration;
 use http::header::HeaderValue;
 
 use super::Validator;
-use crate::config::raw::{self, RawConfig};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::raw::{self, RawConfig, S};
 use crate::config::tls;
-use crate::config::{Admin, Csrf, Forwarding, Limits, Listen, Tls, TlsVersion};
+use crate::config::{
+    Admin, Csrf, Forwarding, Limits, Listen, PfxPassword, Tls, TlsSource, TlsVersion,
+};
 
 impl Validator<'_> {
     pub(super) fn listen(&mut self, raw: &raw::RawListen) -> Option<Listen> {
@@ -47,11 +51,9 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn tls(&mut self, raw: &raw::RawTls) -> Option<Tls> {
-        let cert_path = self.resolve(raw.cert.get_ref());
-        let key_path = self.resolve(raw.key.get_ref());
-        let certs = tls::read_certs(&cert_path).map_err(|e| self.err(&raw.cert, "tls.cert", e));
-        let key = tls::read_key(&key_path).map_err(|e| self.err(&raw.key, "tls.key", e));
+    pub(super) fn tls(&mut self, table: &S<raw::RawTls>) -> Option<Tls> {
+        let raw = table.get_ref();
+        let material = self.tls_material(table);
         let versions = [("1.2", TlsVersion::V1_2), ("1.3", TlsVersion::V1_3)];
         let min_version = raw
             .min_version
@@ -71,23 +73,123 @@ impl Validator<'_> {
             }
             value
         });
+        let (source, certs, key) = material?;
         let tls = Tls {
-            cert_path,
-            key_path,
-            certs: certs.ok()?,
-            key: key.ok()?,
+            source,
+            certs,
+            key,
             min_version,
             hsts,
         };
         if let Err(e) = tls::server_config(&tls) {
-            self.err(
-                &raw.key,
-                "tls.key",
-                format!("cannot be used with tls.cert: {e}"),
-            );
+            match (&raw.key, &raw.pfx) {
+                (Some(key), _) => {
+                    self.err(key, "tls.key", format!("cannot be used with tls.cert: {e}"))
+                }
+                (None, Some(pfx)) => self.err(
+                    pfx,
+                    "tls.pfx",
+                    format!("its key cannot be used with its certificate: {e}"),
+                ),
+                (None, None) => {}
+            }
             return None;
         }
         Some(tls)
+    }
+
+    /// `cert` + `key`, or `pfx` with its password: exactly one of the two.
+    fn tls_material(
+        &mut self,
+        table: &S<raw::RawTls>,
+    ) -> Option<(
+        TlsSource,
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+    )> {
+        let raw = table.get_ref();
+        if raw.pfx.is_none() {
+            let password = [
+                (&raw.pfx_password_file, "tls.pfx_password_file"),
+                (&raw.pfx_password_env, "tls.pfx_password_env"),
+            ];
+            for (value, key) in password {
+                if let Some(value) = value {
+                    self.err(value, key, "only applies to tls.pfx");
+                }
+            }
+        }
+        match (&raw.cert, &raw.key, &raw.pfx) {
+            (Some(cert), Some(key), None) => {
+                let cert_path = self.resolve(cert.get_ref());
+                let key_path = self.resolve(key.get_ref());
+                let certs = tls::read_certs(&cert_path).map_err(|e| self.err(cert, "tls.cert", e));
+                let key = tls::read_key(&key_path).map_err(|e| self.err(key, "tls.key", e));
+                let source = TlsSource::Pem {
+                    cert: cert_path,
+                    key: key_path,
+                };
+                Some((source, certs.ok()?, key.ok()?))
+            }
+            (None, None, Some(pfx)) => {
+                let password = self.pfx_password(raw)?;
+                let path = self.resolve(pfx.get_ref());
+                let read =
+                    tls::pfx_password(&password).and_then(|secret| tls::read_pfx(&path, &secret));
+                let (certs, key) = read.map_err(|e| self.err(pfx, "tls.pfx", e)).ok()?;
+                Some((TlsSource::Pfx { path, password }, certs, key))
+            }
+            (_, _, Some(pfx)) => {
+                self.err(pfx, "tls.pfx", "set either cert + key or pfx, not both");
+                None
+            }
+            (Some(cert), None, None) => {
+                self.err(
+                    cert,
+                    "tls.cert",
+                    "needs tls.key beside it (or use tls.pfx instead)",
+                );
+                None
+            }
+            (None, Some(key), None) => {
+                self.err(
+                    key,
+                    "tls.key",
+                    "needs tls.cert beside it (or use tls.pfx instead)",
+                );
+                None
+            }
+            (None, None, None) => {
+                self.err(table, "tls", "needs cert + key (PEM) or pfx (PKCS#12)");
+                None
+            }
+        }
+    }
+
+    fn pfx_password(&mut self, raw: &raw::RawTls) -> Option<PfxPassword> {
+        match (&raw.pfx_password_file, &raw.pfx_password_env) {
+            (Some(file), Some(_)) => {
+                self.err(
+                    file,
+                    "tls.pfx_password_file",
+                    "set at most one of pfx_password_file and pfx_password_env",
+                );
+                None
+            }
+            (Some(file), None) => Some(PfxPassword::File(self.resolve(file.get_ref()))),
+            (None, Some(var)) => {
+                if std::env::var_os(var.get_ref()).is_none() {
+                    self.err(
+                        var,
+                        "tls.pfx_password_env",
+                        format!("environment variable {} is not set", var.get_ref()),
+                    );
+                    return None;
+                }
+                Some(PfxPassword::Env(var.get_ref().clone()))
+            }
+            (None, None) => Some(PfxPassword::Empty),
+        }
     }
 
     pub(super) fn limits(&mut self, raw: &raw::RawLimits) -> Limits {
