@@ -11,6 +11,7 @@ use psu_gateway::control::logline::Lines;
 use psu_gateway::control::{admin, run, signals};
 use psu_gateway::{config, doctor, sim};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: each request allocates a few dozen
@@ -92,7 +93,32 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _logs = init_logging(cli.log_format);
+    // `run` reads its config first: `[log] file` says where the lines go.
+    let loaded = match &cli.command {
+        Command::Run { config } => match load(config) {
+            Ok(loaded) => Some((config.clone(), loaded)),
+            Err(code) => return code,
+        },
+        _ => None,
+    };
+    let log_file = loaded.as_ref().and_then(|(_, l)| l.config.log.clone());
+    let _logs = match init_logging(cli.log_format, log_file.as_ref()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            let config = loaded.map(|(path, _)| path).unwrap_or_default();
+            eprintln!("{}: log.file: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Some((_, loaded)) = loaded {
+        return match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime.block_on(run(loaded)),
+            Err(e) => {
+                eprintln!("error: cannot start the runtime: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -105,7 +131,10 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> ExitCode {
     match command {
-        Command::Run { config } => run(&config).await,
+        Command::Run { config } => match load(&config) {
+            Ok(loaded) => run(loaded).await,
+            Err(code) => code,
+        },
         Command::Check { config } => check(&config),
         Command::Reload { config } => reload(&config).await,
         Command::Doctor {
@@ -205,11 +234,7 @@ async fn run_doctor(path: &std::path::Path, user: Option<(String, String)>) -> E
     ExitCode::from(doctor::exit_status(&findings))
 }
 
-async fn run(path: &std::path::Path) -> ExitCode {
-    let loaded = match load(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+async fn run(loaded: config::Loaded) -> ExitCode {
     report(run::run(loaded.config, signals::shutdown()).await)
 }
 
@@ -230,18 +255,26 @@ where
 /// writer thread, in batches while lines keep coming (one `write` per batch,
 /// not two per request) and at once when they stop. Nothing is dropped: a
 /// full queue makes the logging thread wait. The returned guard writes out
-/// what is queued when `main` returns.
-fn init_logging(format: LogFormat) -> WorkerGuard {
+/// what is queued when `main` returns. With `[log] file` the lines go to
+/// that file, a new one each day (UTC), keeping `keep` rotated files.
+fn init_logging(format: LogFormat, file: Option<&config::LogFile>) -> Result<WorkerGuard, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (sink, terminal): (Box<dyn std::io::Write + Send>, bool) = match file {
+        None => (
+            Box::new(std::io::stderr()),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ),
+        Some(file) => (Box::new(rolling_file(file)?), false),
+    };
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("psu-log")
-        .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stderr()));
+        .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, sink));
     // Colours only on a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(terminal)
         .with_writer(writer);
     // Access and audit lines take a faster path that prints the same bytes.
     match format {
@@ -252,5 +285,23 @@ fn init_logging(format: LogFormat) -> WorkerGuard {
             .event_format(Lines::json())
             .init(),
     }
-    guard
+    Ok(guard)
+}
+
+/// `dir/prefix.YYYY-MM-DD.suffix`, rotated daily; old files beyond `keep`
+/// are removed at start and at each rotation.
+fn rolling_file(file: &config::LogFile) -> Result<RollingFileAppender, String> {
+    let mut builder = RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix(&file.prefix)
+        .max_log_files(file.keep.saturating_add(1));
+    if let Some(suffix) = &file.suffix {
+        builder = builder.filename_suffix(suffix);
+    }
+    builder.build(&file.directory).map_err(|e| {
+        format!(
+            "cannot open a log file in {}: {e}",
+            file.directory.display()
+        )
+    })
 }

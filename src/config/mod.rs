@@ -44,6 +44,21 @@ pub struct Config {
     pub forwarding: Forwarding,
     pub admin: Option<Admin>,
     pub routes: RouteTable,
+    /// `[log] file`: where log lines go instead of stderr (read at start;
+    /// a reload cannot move it).
+    pub log: Option<LogFile>,
+}
+
+/// A log file rotated daily: `dir/stem.YYYY-MM-DD.ext`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    pub directory: PathBuf,
+    /// The file name before the date (`psu-gateway` of `psu-gateway.log`).
+    pub prefix: String,
+    /// After the date (`log`), if the name has an extension.
+    pub suffix: Option<String>,
+    /// Rotated files kept beside the one being written.
+    pub keep: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub forwarding: RawForwarding,
     pub admin: Option<S<RawAdmin>>,
+    pub log: Option<S<RawLog>>,
     #[serde(default)]
     pub route: Vec<S<RawRoute>>,
 }
@@ -126,6 +127,13 @@ pub(crate) struct RawCsrf {
 pub(crate) struct RawForwarding {
     #[serde(default)]
     pub trusted_proxies: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub file: Option<S<String>>,
+    pub keep: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

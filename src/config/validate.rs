@@ -46,6 +46,7 @@ pub(crate) fn validate(file: &Path, source: &str) -> Result<Loaded, ConfigErrors
     let forwarding = v.forwarding(&raw.forwarding);
     v.proxy_protocol(&raw);
     let admin = raw.admin.as_ref().and_then(|a| v.admin(a.get_ref()));
+    let log = raw.log.as_ref().and_then(|l| v.log(l));
     let routes = v.routes(&raw, &Sections::of(&raw));
     match (listen, tls, upstream, routes) {
         (Some(listen), Some(tls), Some(upstream), Some(routes)) if v.sink.is_empty() => {
@@ -61,6 +62,7 @@ pub(crate) fn validate(file: &Path, source: &str) -> Result<Loaded, ConfigErrors
                 forwarding,
                 admin,
                 routes,
+                log,
             };
             let warnings = v.warnings.into_iter().chain(warnings(&config)).collect();
             Ok(Loaded { config, warnings })

@@ -216,7 +216,7 @@ impl ChildGateway {
 }
 
 /// The `addr=` field of a log line.
-fn logged_addr(line: &str) -> SocketAddr {
+pub fn logged_addr(line: &str) -> SocketAddr {
     line.split_whitespace()
         .find_map(|field| field.strip_prefix("addr="))
         .unwrap_or_else(|| panic!("no addr= in {line:?}"))

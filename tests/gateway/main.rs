@@ -18,6 +18,7 @@ mod h2_attacks;
 mod haproxy;
 mod inject;
 mod keys;
+mod logfile;
 mod per_user;
 mod pfx;
 mod pitfalls;

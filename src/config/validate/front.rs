@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::raw::{self, RawConfig, S};
 use crate::config::tls;
 use crate::config::{
-    Admin, Csrf, Forwarding, Limits, Listen, PfxPassword, Tls, TlsSource, TlsVersion,
+    Admin, Csrf, Forwarding, Limits, Listen, LogFile, PfxPassword, Tls, TlsSource, TlsVersion,
 };
 
 impl Validator<'_> {
@@ -300,6 +300,42 @@ impl Validator<'_> {
             })
             .collect();
         Forwarding { trusted_proxies }
+    }
+
+    /// `[log]`: `file` rotated daily, `keep` rotated files.
+    pub(super) fn log(&mut self, table: &S<raw::RawLog>) -> Option<LogFile> {
+        let raw = table.get_ref();
+        let keep = self.integer(&raw.keep, "log.keep", 14, (1, 10_000)) as usize;
+        let Some(file) = &raw.file else {
+            if let Some(keep) = &raw.keep {
+                self.err(keep, "log.keep", "only applies with log.file");
+            }
+            return None;
+        };
+        let path = self.resolve(file.get_ref());
+        let directory_only = file.get_ref().ends_with(['/', '\\']);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.starts_with('.') && !directory_only);
+        let (Some(name), Some(directory)) = (name, path.parent()) else {
+            self.err(
+                file,
+                "log.file",
+                "expected a file path such as \"logs/psu-gateway.log\"",
+            );
+            return None;
+        };
+        let (prefix, suffix) = match name.rsplit_once('.') {
+            Some((stem, ext)) => (stem.to_owned(), Some(ext.to_owned())),
+            None => (name.to_owned(), None),
+        };
+        Some(LogFile {
+            directory: directory.to_path_buf(),
+            prefix,
+            suffix,
+            keep,
+        })
     }
 
     pub(super) fn admin(&mut self, raw: &raw::RawAdmin) -> Option<Admin> {
