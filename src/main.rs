@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use psu_gateway::cli::{check, demo, devcert};
 use psu_gateway::control::logline::Lines;
-use psu_gateway::control::{admin, run, signals};
+use psu_gateway::control::{admin, run, service, signals};
 use psu_gateway::{config, doctor, sim};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
@@ -89,16 +89,45 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the PSU simulator alone, or mint a PSU-format app token.
     Sim(Box<sim::SimArgs>),
+    /// Install or remove psu-gateway as a Windows service.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Validate the config, then register a service that runs it at boot (as Administrator).
+    Install {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+    },
+    /// Stop the service if it runs (draining like a stop), then remove it.
+    Uninstall {
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+    },
+    /// The entry point the service manager starts; not for interactive use.
+    #[command(hide = true)]
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = service::DEFAULT_NAME)]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `run` reads its config first: `[log] file` says where the lines go.
     let loaded = match &cli.command {
-        Command::Run { config } => match load(config) {
-            Ok(loaded) => Some((config.clone(), loaded)),
-            Err(code) => return code,
-        },
+        Command::Run { config } | Command::Service(ServiceCommand::Run { config, .. }) => {
+            match load(config) {
+                Ok(loaded) => Some((config.clone(), loaded)),
+                Err(code) => return code,
+            }
+        }
         _ => None,
     };
     let log_file = loaded.as_ref().and_then(|(_, l)| l.config.log.clone());
@@ -111,6 +140,9 @@ fn main() -> ExitCode {
         }
     };
     if let Some((_, loaded)) = loaded {
+        if let Command::Service(ServiceCommand::Run { name, .. }) = &cli.command {
+            return service_result(service::run(loaded.config, name));
+        }
         return match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime.block_on(run(loaded)),
             Err(e) => {
@@ -151,6 +183,40 @@ async fn dispatch(command: Command) -> ExitCode {
             Err(e) => report(Err::<(), _>(e)),
         },
         Command::Sim(args) => report(sim::run_cli(*args).await),
+        Command::Service(ServiceCommand::Install { config, name }) => match load(&config) {
+            Ok(loaded) => {
+                if loaded.config.log.is_none() {
+                    eprintln!("warning: {}: no [log] file: a service has no console, so its log lines would go nowhere", config.display());
+                }
+                let installed = service::install(&config, &name);
+                if installed.is_ok() {
+                    println!("installed service {name}: starts at boot; start it now with: sc.exe start {name}");
+                }
+                service_result(installed)
+            }
+            Err(code) => code,
+        },
+        Command::Service(ServiceCommand::Uninstall { name }) => {
+            let removed = service::uninstall(&name);
+            if removed.is_ok() {
+                println!("removed service {name}");
+            }
+            service_result(removed)
+        }
+        Command::Service(ServiceCommand::Run { config, name }) => match load(&config) {
+            Ok(loaded) => service_result(service::run(loaded.config, &name)),
+            Err(code) => code,
+        },
+    }
+}
+
+fn service_result(result: Result<(), service::ServiceError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

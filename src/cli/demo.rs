@@ -13,6 +13,8 @@ use crate::config::{self, ConfigErrors};
 use crate::control::run::{self, StartError};
 use crate::sim::{Sim, SimOptions, SimUser};
 
+mod tries;
+
 /// The demo configs, used when `conf/` is not in the working directory.
 const EMBEDDED_CONFIG: &str = include_str!("../../conf/demo.toml");
 const EMBEDDED_PER_USER: &str = include_str!("../../conf/demo-per-user.toml");
@@ -144,18 +146,9 @@ fn print_instructions(gateway: SocketAddr, sim: SocketAddr, certs: &DevCertPaths
     );
     println!();
     println!("Try, in another terminal:");
-    println!("  # 1. sign in through the gateway; the session cookie lands in the jar");
-    println!("  curl --cacert {ca} -c /tmp/psu-jar -H 'Content-Type: application/json' -d '{{\"username\":\"admin\",\"password\":\"admin\"}}' {url}/api/v1/signin");
-    println!("  # 2. the Management API with only the cookie: the gateway injects the app token -> 200 and the JSON list");
-    println!("  curl --cacert {ca} -b /tmp/psu-jar {url}/api/v1/usersession");
-    println!("  # 3. no cookie -> 401 problem+json, nothing forwarded");
-    println!("  curl --cacert {ca} -i {url}/api/v1/usersession");
-    println!("  # 4. a forged credential header is stripped and replaced -> still 200 with the gateway's token");
-    println!("  curl --cacert {ca} -b /tmp/psu-jar -H 'X-PSU-Authorization: Bearer forged' {url}/api/v1/usersession");
-    println!("  # 5. a forged credential without a session -> 401");
-    println!(
-        "  curl --cacert {ca} -i -H 'X-PSU-Authorization: Bearer forged' {url}/api/v1/usersession"
-    );
+    for line in tries::shared_token(tries::Shell::native(), &url, &ca.to_string()) {
+        println!("  {line}");
+    }
     println!();
     println!("Ctrl-C stops everything.");
 }

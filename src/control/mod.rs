@@ -13,4 +13,5 @@ pub mod live;
 pub mod logline;
 pub mod rotation;
 pub mod run;
+pub mod service;
 pub mod signals;

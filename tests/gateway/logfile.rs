@@ -23,7 +23,7 @@ fn today(dir: &Path) -> Option<String> {
 
 /// Waits (up to 30 s) for a line containing `needle` in today's file, woken
 /// by the directory's change events.
-async fn wait_line(dir: &Path, needle: &str) -> String {
+pub(crate) async fn wait_line(dir: &Path, needle: &str) -> String {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = tx.send(event);

@@ -37,4 +37,5 @@ mod tls_policy;
 mod upstream;
 mod websocket;
 mod windows_auth;
+mod wine;
 mod workers;

@@ -26,9 +26,14 @@ fn der(pem: &str) -> Vec<u8> {
 /// A PFX as modern Windows exports it (AES-256, HMAC-SHA-256), written in
 /// pure Rust.
 fn pfx(cert: &devcert::DevCert, password: &str) -> Vec<u8> {
-    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    pfx_from_pem(&cert.cert_pem, &cert.key_pem, password)
+}
+
+/// The same from a PEM certificate and key.
+pub(crate) fn pfx_from_pem(cert_pem: &str, key_pem: &str, password: &str) -> Vec<u8> {
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
     let key = PrivateKey::from_der(key.secret_der()).unwrap();
-    let leaf = p12_keystore::Certificate::from_der(&der(&cert.cert_pem)).unwrap();
+    let leaf = p12_keystore::Certificate::from_der(&der(cert_pem)).unwrap();
     let chain = PrivateKeyChain::new(b"gateway".to_vec(), key, [leaf]);
     let mut store = KeyStore::new();
     store.add_entry("gateway", KeyStoreEntry::PrivateKeyChain(chain));
