@@ -5,6 +5,7 @@
 //! complete [`Config`] or every problem found, each with its place in the file.
 
 mod error;
+mod exposure;
 mod raw;
 pub mod tls;
 pub mod token;

@@ -239,7 +239,7 @@ impl Validator<'_> {
 
 /// Settings that are allowed but deserve an operator's second look.
 fn warnings(config: &Config) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = crate::config::exposure::warnings(config);
     if config
         .credential
         .as_ref()

@@ -432,3 +432,24 @@ fn every_command_has_help() {
         "usage errors exit 2"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn check_warns_about_a_token_file_every_user_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = workdir();
+    let token = dir.path().join("app-token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let quiet = check(dir.path(), &valid_config());
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("readable by"));
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warned = check(dir.path(), &valid_config());
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert_eq!(warned.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: credential.token_file ")
+            && stderr.contains("is readable by every user"),
+        "{stderr}"
+    );
+}

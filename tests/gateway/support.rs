@@ -384,7 +384,12 @@ pub fn write_app_token(sim: &Sim, dir: &std::path::Path) -> String {
         .token
         .expose()
         .to_owned();
-    std::fs::write(dir.join("app-token"), format!("{token}\n")).unwrap();
+    // Readable by its owner only, as `check` expects of a secret.
+    psu_gateway::cli::devcert::write_private(
+        &dir.join("app-token"),
+        format!("{token}\n").as_bytes(),
+    )
+    .unwrap();
     token
 }
 

@@ -99,9 +99,9 @@ fn load_sample_config() -> psu_gateway::config::Loaded {
     let dir = tempfile::tempdir().unwrap();
     let paths =
         psu_gateway::cli::devcert::write(dir.path(), &["psu.example.com".to_owned()]).unwrap();
-    std::fs::write(
-        dir.path().join("app-token"),
-        "eyJhbGciOiJIUzI1NiJ9.e30.c2ln\n",
+    psu_gateway::cli::devcert::write_private(
+        &dir.path().join("app-token"),
+        b"eyJhbGciOiJIUzI1NiJ9.e30.c2ln\n",
     )
     .unwrap();
     let text = std::fs::read_to_string(conf("psu-gateway.toml")).unwrap();

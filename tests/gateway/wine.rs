@@ -133,6 +133,11 @@ impl Drop for Prefix {
     }
 }
 
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// `path` as Wine's Windows side names it: `Z:\tmp\...`.
 fn windows_path(path: &Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
@@ -263,10 +268,24 @@ async fn the_windows_binary_under_wine() {
     // check: exit 0 with drive-letter paths, 2 with the error's place.
     let good = dir.path().join("gateway.toml");
     std::fs::write(&good, config(dir.path(), &sim, &pem, "")).unwrap();
-    let out = prefix
-        .gateway(&["check", "--config", &windows_path(&good)])
-        .await;
+    let check_good = ["check", "--config", &windows_path(&good)];
+    let out = prefix.gateway(&check_good).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("readable by"),
+        "{out:?}"
+    );
+    // Wine derives a file's DACL from its mode: o+r allows Everyone.
+    let token_file = dir.path().join("app-token");
+    set_mode(&token_file, 0o644);
+    let out = prefix.gateway(&check_good).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: credential.token_file ")
+            && stderr.contains("is readable by Everyone"),
+        "{stderr}"
+    );
+    set_mode(&token_file, 0o600);
     let bad = dir.path().join("bad.toml");
     let text = config(dir.path(), &sim, &pem, "").replace("127.0.0.1:0", "localhost:eight");
     std::fs::write(&bad, text).unwrap();
