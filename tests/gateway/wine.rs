@@ -326,6 +326,15 @@ async fn the_windows_binary_under_wine() {
         "\n[log]\nfile = '{}'\n",
         windows_path(&logs.join("psu-gateway.log"))
     );
+    // `reload --config` finds the admin listener through the file, so
+    // its port is a free one picked now.
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = format!("{log}\n[admin]\naddr = \"127.0.0.1:{admin_port}\"\n");
     let service_config = dir.path().join("service.toml");
     std::fs::write(&service_config, config(dir.path(), &sim, &pem, &log)).unwrap();
     let install = [
@@ -344,7 +353,27 @@ async fn the_windows_binary_under_wine() {
         "sc start: {started:?}"
     );
     let listening = crate::logfile::wait_line(&logs, " listening ").await;
-    sign_in_and_call(logged_addr(&listening), &ca, &sim, &token).await;
+    let addr = logged_addr(&listening);
+    sign_in_and_call(addr, &ca, &sim, &token).await;
+    // No SIGHUP for a service: `reload` through the admin listener. The
+    // new config serves a route the old one did not.
+    let status = || {
+        raw_tls(
+            addr,
+            &ca,
+            b"GET /sim/status/204 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+    };
+    assert_eq!(raw_status(&status().await), 404);
+    let more = format!(
+        "{log}\n[[route]]\nname = \"status\"\nprefix = \"/sim/status\"\naccess = \"public\"\n"
+    );
+    std::fs::write(&service_config, config(dir.path(), &sim, &pem, &more)).unwrap();
+    let out = prefix
+        .gateway(&["reload", "--config", &windows_path(&service_config)])
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(raw_status(&status().await), 204);
     let stopping = prefix.sc(&["stop", "psu-gw-test"]).await;
     assert!(
         stopping.contains("STOP_PENDING") || stopping.contains("STOPPED"),
