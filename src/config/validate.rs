@@ -240,6 +240,11 @@ impl Validator<'_> {
 /// Settings that are allowed but deserve an operator's second look.
 fn warnings(config: &Config) -> Vec<String> {
     let mut out = crate::config::exposure::warnings(config);
+    let http_proxies =
+        !config.forwarding.trusted_proxies.is_empty() && !config.listen.proxy_protocol;
+    if http_proxies && config.upstream.windows_auth == crate::config::WindowsAuth::Pin {
+        out.push("forwarding.trusted_proxies with upstream.windows_auth = \"pin\": an HTTP proxy in front that carries several users' requests on one connection would share that connection's Windows (NTLM/Negotiate) identity between them; put only TCP (PROXY protocol) balancers in front, or set windows_auth = \"off\"".to_owned());
+    }
     if config
         .credential
         .as_ref()

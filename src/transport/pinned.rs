@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::transport::upstream::{Body, UpstreamError};
@@ -31,11 +31,23 @@ use crate::transport::upstream::{Body, UpstreamError};
 #[derive(Debug, Clone, Copy)]
 pub struct Http11Required;
 
-/// Pinned connections now and in total, for the metrics.
+/// Pinned connections now and in total, for the metrics, and the
+/// `upstream.max_pinned` places: one set for the process, like the
+/// metrics, so a reload neither resets the count nor resizes it.
 #[derive(Clone, Default)]
 pub struct PinMetrics {
     pub open: Gauge,
     pub total: Counter,
+    places: Arc<std::sync::OnceLock<Arc<Semaphore>>>,
+}
+
+impl PinMetrics {
+    /// The places, sized by the first config that asks.
+    pub(crate) fn places(&self, max_pinned: usize) -> Arc<Semaphore> {
+        self.places
+            .get_or_init(|| Arc::new(Semaphore::new(max_pinned)))
+            .clone()
+    }
 }
 
 /// One client connection's claim on a dedicated upstream connection.

@@ -169,7 +169,7 @@ impl UpstreamClient {
             scheme: config.scheme.clone(),
             authority: config.authority.clone(),
             pin_connector,
-            pin_places: Arc::new(Semaphore::new(config.max_pinned)),
+            pin_places: metrics.pinned.places(config.max_pinned),
             pin_metrics: metrics.pinned,
         })
     }

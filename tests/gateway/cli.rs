@@ -453,3 +453,25 @@ fn check_warns_about_a_token_file_every_user_can_read() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_warns_that_an_http_proxy_in_front_would_share_pinned_identities() {
+    let dir = workdir();
+    let text = valid_config().replace(
+        "[upstream]",
+        "[forwarding]\ntrusted_proxies = [\"10.0.0.0/8\"]\n\n[upstream]",
+    );
+    let out = check(dir.path(), &text);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("would share that connection's Windows (NTLM/Negotiate) identity"),
+        "{stderr}"
+    );
+    let off = text.replace(
+        "url = \"http://127.0.0.1:5000\"",
+        "url = \"http://127.0.0.1:5000\"\nwindows_auth = \"off\"",
+    );
+    let out = check(dir.path(), &off);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("NTLM/Negotiate) identity"));
+}

@@ -260,6 +260,8 @@ async fn max_pinned_refuses_one_more_with_503() {
         .await;
     let mut first = Conn::open(&stack).await;
     first.sign_in("admin", "admin").await;
+    // A reload builds a new upstream client; the places stay the process's.
+    stack.live().reload().await.unwrap();
     let mut second = Conn::open(&stack).await;
     let negotiate = format!("NTLM {}", BASE64.encode(ntlm::client_negotiate()));
     let reply = second.get("/sim/whoami", Some(&negotiate)).await;
