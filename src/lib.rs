@@ -6,7 +6,7 @@
 //!
 //! | layer | what lives there |
 //! |---|---|
-//! | [`secret`], [`duration`], [`rate`] | shared types: redacted secrets, human durations, rates and per-client limiters |
+//! | [`secret`], [`duration`], [`rate`], [`report`] | shared types: redacted secrets, human durations, rates and per-client limiters, error chains |
 //! | [`rules`] | pure request rules: path, routes, headers, cookies, CSRF, target |
 //! | [`config`] | raw TOML to a validated [`config::Config`]; certificates and the token read as values |
 //! | [`transport`] | the upstream client, bodies, tunnel, timers, workers, connection slots |
@@ -21,6 +21,7 @@
 
 pub mod duration;
 pub mod rate;
+pub mod report;
 pub mod secret;
 
 pub mod rules;

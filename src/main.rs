@@ -120,53 +120,59 @@ enum ServiceCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `run` reads its config first: `[log] file` says where the lines go.
-    let loaded = match &cli.command {
-        Command::Run { config } | Command::Service(ServiceCommand::Run { config, .. }) => {
-            match load(config) {
-                Ok(loaded) => Some((config.clone(), loaded)),
-                Err(code) => return code,
-            }
+    match cli.command {
+        Command::Run { config } => serve(cli.log_format, &config, None),
+        Command::Service(ServiceCommand::Run { config, name }) => {
+            serve(cli.log_format, &config, Some(&name))
         }
-        _ => None,
+        command => {
+            let _logs = match init_logging(cli.log_format, None) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            on_runtime(dispatch(command))
+        }
+    }
+}
+
+/// `run` and `service run`: the config is read before logging starts, as
+/// `[log] file` says where the lines go.
+fn serve(format: LogFormat, config: &std::path::Path, service: Option<&str>) -> ExitCode {
+    let loaded = match load(config) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
-    let log_file = loaded.as_ref().and_then(|(_, l)| l.config.log.clone());
-    let _logs = match init_logging(cli.log_format, log_file.as_ref()) {
+    let _logs = match init_logging(format, loaded.config.log.as_ref()) {
         Ok(guard) => guard,
         Err(e) => {
-            let config = loaded.map(|(path, _)| path).unwrap_or_default();
             eprintln!("{}: log.file: {e}", config.display());
             return ExitCode::from(2);
         }
     };
-    if let Some((_, loaded)) = loaded {
-        if let Command::Service(ServiceCommand::Run { name, .. }) = &cli.command {
-            return service_result(service::run(loaded.config, name));
-        }
-        return match tokio::runtime::Runtime::new() {
-            Ok(runtime) => runtime.block_on(run(loaded)),
-            Err(e) => {
-                eprintln!("error: cannot start the runtime: {e}");
-                ExitCode::from(1)
-            }
-        };
+    match service {
+        Some(name) => service_result(service::run(loaded.config, name)),
+        None => on_runtime(run(loaded)),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
+}
+
+fn on_runtime(job: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(job),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            ExitCode::from(1)
         }
-    };
-    runtime.block_on(dispatch(cli.command))
+    }
 }
 
 async fn dispatch(command: Command) -> ExitCode {
     match command {
-        Command::Run { config } => match load(&config) {
-            Ok(loaded) => run(loaded).await,
-            Err(code) => code,
-        },
+        Command::Run { .. } | Command::Service(ServiceCommand::Run { .. }) => {
+            unreachable!("main serves run and service run before any runtime starts")
+        }
         Command::Check { config } => check(&config),
         Command::Reload { config } => reload(&config).await,
         Command::Doctor {
@@ -203,10 +209,6 @@ async fn dispatch(command: Command) -> ExitCode {
             }
             service_result(removed)
         }
-        Command::Service(ServiceCommand::Run { config, name }) => match load(&config) {
-            Ok(loaded) => service_result(service::run(loaded.config, &name)),
-            Err(code) => code,
-        },
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use crate::config::{Upstream, UpstreamProtocol};
 use crate::doctor::answers::{is_windows_challenge, Answer};
 use crate::doctor::connection::{host_of, presented_name, Handshake, Reach};
+use crate::report::error_chain;
 use crate::transport::upstream::{UpstreamClient, UpstreamError};
 
 fn port_of(upstream: &Upstream) -> u16 {
@@ -154,15 +155,4 @@ pub async fn get(
         Err(UpstreamError::Timeout(_)) => Answer::TimedOut,
         Err(e) => Answer::Failed(error_chain(&e)),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

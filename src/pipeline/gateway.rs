@@ -24,7 +24,7 @@ use crate::rules::path::{normalize_path, route_key};
 use crate::rules::routes::{Access, Route};
 use crate::rules::target::{check_target, validated_host};
 use crate::transport::body::{BodyFault, FaultFlag};
-use crate::transport::pinned::{ClientPin, Http11Required};
+use crate::transport::pinned::Http11Required;
 use crate::transport::slot::ConnectionSlot;
 use crate::transport::upstream::{
     Body, UpstreamBuildError, UpstreamClient, UpstreamError, UpstreamMetrics,
@@ -245,9 +245,7 @@ impl Gateway {
         let own_token = self.user_token(route, user.as_ref(), ex, &host).await?;
         // 9c. NTLM / Negotiate: this client connection's own upstream
         // connection, or the pool.
-        let version = request.version();
         let carrier = self.carrier(&mut request, route)?;
-        let pin = request.extensions().get::<Arc<ClientPin>>().cloned();
         // A WebSocket becomes a tunnel only on public and session routes,
         // towards an HTTP/1.1 upstream, and only once PSU answered 101.
         let websocket = tunnel::wants_websocket(request.version(), request.headers())
@@ -273,11 +271,13 @@ impl Gateway {
         let sent = Instant::now();
         let timeout = self.config.limits.upstream_timeout;
         let response = match &carrier {
-            Carrier::Pool => self.upstream.send(upstream_request, timeout).await,
             Carrier::Pin(pin) => {
                 record.pinned = true;
                 let sent = self.upstream.send_pinned(pin, upstream_request, timeout);
                 sent.await
+            }
+            Carrier::Pool | Carrier::PoolUntilChallenged(_) | Carrier::PoolUntilChallengedOnH2 => {
+                self.upstream.send(upstream_request, timeout).await
             }
         };
         record.upstream_time = Some(sent.elapsed());
@@ -286,9 +286,7 @@ impl Gateway {
             Some(BodyFault::Stalled) => Rejection::BodyStalled,
             None => e.into(),
         })?;
-        if let Carrier::Pool = carrier {
-            self.after_pooled_answer(route, version, pin.as_ref(), &response)?;
-        }
+        carrier.after_answer(&response)?;
         // 12. Response rewrite.
         match client_upgrade {
             Some(client) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {

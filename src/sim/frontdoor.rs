@@ -1,20 +1,18 @@
 //! Deployment pitfalls in front of PSU: IIS Windows auth without anonymous
 //! access, and a layer that eats the `Authorization` header.
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Response};
 
-use crate::sim::handlers::{full, Body};
+use crate::sim::handlers::Body;
 use crate::sim::state::SimState;
-
-/// The body IIS sends with its 401 challenge (shortened).
-const IIS_401: &str = "<!DOCTYPE html><title>401 - Unauthorized</title><h1>401 - Unauthorized: Access is denied due to invalid credentials.</h1>\n";
+use crate::sim::windows_auth;
 
 /// Runs the configured front-door modes on a request before PSU sees it:
 /// `Some(response)` when the front door answers by itself.
 pub fn apply(state: &SimState, headers: &mut HeaderMap) -> Option<Response<Body>> {
     if !state.iis_anonymous && !has_negotiate(headers) {
-        return Some(iis_challenge());
+        return Some(windows_auth::fresh_challenge());
     }
     if state.strip_authorization {
         headers.remove(AUTHORIZATION);
@@ -34,18 +32,11 @@ fn has_negotiate(headers: &HeaderMap) -> bool {
     })
 }
 
-fn iis_challenge() -> Response<Body> {
-    let mut response = Response::new(full(IIS_401));
-    *response.status_mut() = StatusCode::UNAUTHORIZED;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
-    headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("NTLM"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
+    use http::header::WWW_AUTHENTICATE;
+    use http::HeaderValue;
+
     use super::*;
     use crate::sim::recorder::Recorder;
     use crate::sim::SimOptions;

@@ -15,6 +15,7 @@ use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
 use super::{launch_arguments, ServiceError};
 use crate::config::Config;
+use crate::report::error_chain;
 
 /// What `run` hands the service's main function, which the service
 /// manager calls on its own thread with no way to pass it along.
@@ -27,17 +28,6 @@ fn manager_error(action: &'static str) -> impl FnOnce(windows_service::Error) ->
         action,
         detail: error_chain(&e),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub(super) fn install(config: &Path, name: &str) -> Result<(), ServiceError> {

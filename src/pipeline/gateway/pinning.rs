@@ -20,10 +20,16 @@ use crate::transport::pinned::ClientPin;
 
 use super::Gateway;
 
-/// Where the request goes.
+/// Where the request goes, and what a challenge in its answer does.
 pub(super) enum Carrier {
-    /// A pooled connection, shared with other clients.
+    /// A pooled connection; Windows authentication plays no part.
     Pool,
+    /// A pooled connection; a challenge in the answer pins this HTTP/1.1
+    /// client connection, so the client's reply goes over its own.
+    PoolUntilChallenged(Arc<ClientPin>),
+    /// A pooled connection; a challenge in the answer sends this HTTP/2
+    /// client to HTTP/1.1.
+    PoolUntilChallengedOnH2,
     /// This client connection's own upstream connection.
     Pin(Arc<ClientPin>),
 }
@@ -50,35 +56,31 @@ impl Gateway {
         if request.version() >= Version::HTTP_2 {
             return match offered {
                 true => Err(Rejection::Http11Required),
-                false => Ok(Carrier::Pool),
+                false => Ok(Carrier::PoolUntilChallengedOnH2),
             };
         }
-        match request.extensions().get::<Arc<ClientPin>>() {
-            Some(pin) if offered || pin.is_pinned() => Ok(Carrier::Pin(pin.clone())),
-            _ => Ok(Carrier::Pool),
-        }
+        Ok(match request.extensions().get::<Arc<ClientPin>>() {
+            Some(pin) if offered || pin.is_pinned() => Carrier::Pin(pin.clone()),
+            Some(pin) => Carrier::PoolUntilChallenged(pin.clone()),
+            None => Carrier::Pool,
+        })
     }
+}
 
-    /// After a pooled answer: a 401 offering NTLM or Negotiate pins an
-    /// HTTP/1.1 client connection, so the client's answer to it goes over
-    /// its own upstream connection, and sends an HTTP/2 client to HTTP/1.1.
-    pub(super) fn after_pooled_answer(
-        &self,
-        route: &Route,
-        version: Version,
-        pin: Option<&Arc<ClientPin>>,
-        response: &Response<Incoming>,
-    ) -> Result<(), Rejection> {
-        let watched = self.config.upstream.windows_auth == WindowsAuth::Pin
-            && route.forwards_client_credentials();
-        if !watched || !challenges_connection_auth(response.status(), response.headers()) {
-            return Ok(());
-        }
-        if version >= Version::HTTP_2 {
-            return Err(Rejection::Http11Required);
-        }
-        if let Some(pin) = pin {
-            pin.pin();
+impl Carrier {
+    /// After a pooled answer: a 401 offering NTLM or Negotiate pins the
+    /// connection (HTTP/1.1) or sends the client to HTTP/1.1 (HTTP/2).
+    pub(super) fn after_answer(&self, response: &Response<Incoming>) -> Result<(), Rejection> {
+        let challenged = || challenges_connection_auth(response.status(), response.headers());
+        match self {
+            Carrier::PoolUntilChallenged(pin) if challenged() => pin.pin(),
+            Carrier::PoolUntilChallengedOnH2 if challenged() => {
+                return Err(Rejection::Http11Required)
+            }
+            Carrier::Pool
+            | Carrier::PoolUntilChallenged(_)
+            | Carrier::PoolUntilChallengedOnH2
+            | Carrier::Pin(_) => {}
         }
         Ok(())
     }
