@@ -40,6 +40,34 @@ pub fn prepare(sim: &Sim, config: &str) -> (tempfile::TempDir, String) {
     (dir, token)
 }
 
+/// `psu-gateway run --config gateway.toml` in `dir`, stderr piped, killed
+/// when dropped.
+pub fn spawn_run(dir: &Path, filter: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
+        .args(["run", "--config", "gateway.toml"])
+        .current_dir(dir)
+        .env("RUST_LOG", filter)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// SIGINT (Ctrl-C; under Wine it reaches the Windows process as one), then
+/// the exit status, within 30 s.
+pub async fn interrupt(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exited within 30s of SIGINT")
+        .unwrap()
+}
+
 impl ChildGateway {
     /// Starts the simulator and a gateway process on `config` (listen and
     /// admin addresses may use port 0: the bound ones are read from the log).
@@ -58,14 +86,7 @@ impl ChildGateway {
             .await
             .unwrap();
         let (dir, token) = prepare(&sim, config);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
-            .args(["run", "--config", "gateway.toml"])
-            .current_dir(dir.path())
-            .env("RUST_LOG", filter)
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = spawn_run(dir.path(), filter);
         let logs = Arc::new(Mutex::new(Vec::new()));
         let logged = Arc::new(Notify::new());
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();

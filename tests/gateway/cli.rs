@@ -9,14 +9,15 @@ use crate::support::{BASE_CONFIG, DEFAULT_ROUTES};
 const BIN: &str = env!("CARGO_BIN_EXE_psu-gateway");
 const SECRET_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.super-secret-token-value";
 
-fn workdir() -> tempfile::TempDir {
+/// A dev certificate and a token file: what the base config names.
+pub(crate) fn workdir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
     std::fs::write(dir.path().join("app-token"), format!("{SECRET_TOKEN}\n")).unwrap();
     dir
 }
 
-fn valid_config() -> String {
+pub(crate) fn valid_config() -> String {
     format!("{BASE_CONFIG}{DEFAULT_ROUTES}").replace("{upstream}", "http://127.0.0.1:5000")
 }
 
@@ -29,7 +30,8 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .expect("run psu-gateway")
 }
 
-fn check(dir: &Path, text: &str) -> Output {
+/// `psu-gateway check` on `text`, written as `dir/gateway.toml`.
+pub(crate) fn check(dir: &Path, text: &str) -> Output {
     std::fs::write(dir.join("gateway.toml"), text).unwrap();
     run(dir, &["check", "--config", "gateway.toml"])
 }

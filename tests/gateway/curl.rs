@@ -5,18 +5,7 @@ use std::process::Command;
 use crate::support::*;
 
 pub(crate) fn curl_available() -> bool {
-    let found = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must install curl (.ci/run does)"
-        );
-        eprintln!("SKIPPED: curl is not installed (apt-get install curl)");
-    }
-    found
+    tool_available("curl", "--version", "apt-get install curl")
 }
 
 fn curl(args: &[&str]) -> (u16, String) {

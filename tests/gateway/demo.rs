@@ -70,7 +70,7 @@ async fn start_demo(extra: &[&str]) -> Demo {
 
 /// Signs `user` (password = name, as the demo's users) in through the
 /// gateway and returns the session cookie.
-async fn sign_in(client: &crate::support::TestClient, url: &str, user: &str) -> String {
+pub(crate) async fn sign_in(client: &crate::support::TestClient, url: &str, user: &str) -> String {
     let body = format!(r#"{{"username":"{user}","password":"{user}"}}"#);
     let signin = Request::post(format!("{url}/api/v1/signin"))
         .header("content-type", "application/json")
@@ -155,16 +155,7 @@ async fn demo_serves_the_printed_commands_and_stops_on_ctrl_c() {
         401
     );
 
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("demo stopped after SIGINT")
-        .unwrap();
+    let exit = crate::child::interrupt(&mut child).await;
     assert_eq!(exit.code(), Some(0));
     assert!(!token_path.exists(), "the demo token is removed on exit");
 

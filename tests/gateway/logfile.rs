@@ -3,14 +3,12 @@
 //! console, so this is where its logs go).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use psu_gateway::sim::{Sim, SimOptions};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::process::Command;
 
 use crate::child::{logged_addr, prepare};
 use crate::support::*;
@@ -68,14 +66,7 @@ async fn lines_go_to_the_daily_file_and_old_files_beyond_keep_are_removed() {
         .unwrap();
     }
     std::fs::write(logs.join("other.txt"), "not a log\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
-        .args(["run", "--config", "gateway.toml"])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = crate::child::spawn_run(dir.path(), "info");
     let listening = wait_line(&logs, " listening ").await;
     let addr = logged_addr(&listening);
     let ca = std::fs::read(dir.path().join("gateway.crt")).unwrap();
@@ -126,9 +117,7 @@ async fn lines_go_to_the_daily_file_and_old_files_beyond_keep_are_removed() {
 
 #[test]
 fn keep_without_file_and_a_bad_file_are_config_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    psu_gateway::cli::devcert::write(dir.path(), &["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.path().join("app-token"), "t").unwrap();
+    let dir = crate::cli::workdir();
     for (log, key, message) in [
         (
             "[log]\nkeep = 3\n",
@@ -146,14 +135,8 @@ fn keep_without_file_and_a_bad_file_are_config_errors() {
             "must be an integer",
         ),
     ] {
-        let config = format!("{BASE_CONFIG}{DEFAULT_ROUTES}\n{log}")
-            .replace("{upstream}", "http://127.0.0.1:5000");
-        std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
-            .args(["check", "--config", "gateway.toml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
+        let config = format!("{}\n{log}", crate::cli::valid_config());
+        let out = crate::cli::check(dir.path(), &config);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{log}: {stderr}");
         assert!(

@@ -118,16 +118,7 @@ async fn a_pfx_password_from_the_environment() {
 /// made by openssl.
 #[tokio::test]
 async fn a_legacy_triple_des_pfx_from_openssl_is_served() {
-    let found = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must install openssl"
-        );
-        eprintln!("SKIPPED: openssl is not installed (apt-get install openssl)");
+    if !tool_available("openssl", "version", "apt-get install openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -173,23 +164,15 @@ async fn a_legacy_triple_des_pfx_from_openssl_is_served() {
 
 #[test]
 fn a_wrong_pfx_password_is_a_config_error_that_never_prints_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::cli::workdir();
     let cert = devcert::generate(&names()).unwrap();
     std::fs::write(dir.path().join("gateway.pfx"), pfx(&cert, "right-password")).unwrap();
     std::fs::write(dir.path().join("pw"), "Wrong-Password-42\n").unwrap();
-    std::fs::write(dir.path().join("app-token"), "t").unwrap();
-    let config = format!("{BASE_CONFIG}{DEFAULT_ROUTES}")
-        .replace("{upstream}", "http://127.0.0.1:5000")
-        .replace(
-            PEM_LINES,
-            "pfx = \"gateway.pfx\"\npfx_password_file = \"pw\"",
-        );
-    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
-        .args(["check", "--config", "gateway.toml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let config = crate::cli::valid_config().replace(
+        PEM_LINES,
+        "pfx = \"gateway.pfx\"\npfx_password_file = \"pw\"",
+    );
+    let out = crate::cli::check(dir.path(), &config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("gateway.toml:6:7: tls.pfx: "), "{stderr}");

@@ -15,19 +15,7 @@ fn config(n: u16, admin: &str) -> String {
     format!(
         r#"{BASE_CONFIG}
 {admin}
-
-[[route]]
-name = "usersession"
-path = "/api/v1/usersession"
-methods = ["GET"]
-access = "inject"
-
-[[route]]
-name = "signin"
-path = "/api/v1/signin"
-methods = ["POST"]
-access = "public"
-
+{SIGNIN_AND_USERSESSION}
 [[route]]
 name = "generation"
 path = "/sim/status/{}"

@@ -1,13 +1,11 @@
 //! SIGTERM on a real `psu-gateway run` process: stop accepting, let the
 //! request in flight finish, exit 0.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use psu_gateway::sim::{Sim, SimOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::Command;
 
 use crate::support::*;
 use crate::websocket::echo;
@@ -34,14 +32,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
         sim.addr()
     );
     std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_psu-gateway"))
-        .args(["run", "--config", "gateway.toml"])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = crate::child::spawn_run(dir.path(), "info");
     let mut logs = BufReader::new(child.stderr.take().unwrap()).lines();
     let ready = async {
         while let Some(line) = logs.next_line().await.unwrap() {

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod grants;
-mod ntlm;
+pub(crate) mod ntlm;
 mod sessions;
 mod tokens;
 

@@ -62,6 +62,22 @@ prefix = "/"
 access = "public"
 "#;
 
+/// Just the two routes the job needs: sign-in, and usersession with the
+/// token injected.
+pub const SIGNIN_AND_USERSESSION: &str = r#"
+[[route]]
+name = "usersession"
+path = "/api/v1/usersession"
+methods = ["GET"]
+access = "inject"
+
+[[route]]
+name = "signin"
+path = "/api/v1/signin"
+methods = ["POST"]
+access = "public"
+"#;
+
 /// The config every test starts from, in config.md's form. `{upstream}` is
 /// replaced by the simulator's URL.
 pub const BASE_CONFIG: &str = r#"
@@ -391,6 +407,24 @@ pub fn write_app_token(sim: &Sim, dir: &std::path::Path) -> String {
     )
     .unwrap();
     token
+}
+
+/// Whether `program` runs (`program version_arg` exits 0). Outside CI a
+/// missing tool prints a SKIPPED line naming `install`; under `CI=true`
+/// it fails the test, as `.ci/run` installs every tool.
+pub fn tool_available(program: &str, version_arg: &str, install: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg(version_arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must install {program} (.ci/run does)"
+        );
+        eprintln!("SKIPPED: {program} is not installed ({install})");
+    }
+    found
 }
 
 pub fn bearer(token: &str) -> String {

@@ -415,12 +415,7 @@ async fn a_websocket_on_a_pinned_connection_uses_the_pinned_upstream_connection(
     let mut conn = Conn::open(&stack).await;
     assert_eq!(conn.sign_in("admin", "admin").await.status, 200);
     let accepted = stack.sim.recorder().concurrency.connections();
-    let upgrade = Request::get("/dashboardhub")
-        .header("upgrade", "websocket")
-        .header("connection", "Upgrade")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
-    let response = conn.send(upgrade).await;
+    let response = conn.send(crate::simulator::ntlm::websocket_upgrade()).await;
     // The simulator answers 101 only on an authenticated connection.
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     let upgraded = hyper::upgrade::on(response).await.unwrap();

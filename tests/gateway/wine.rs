@@ -10,7 +10,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request};
+use http::Request;
 use http_body_util::Full;
 use psu_gateway::sim::{Sim, SimOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -146,24 +146,11 @@ fn windows_path(path: &Path) -> String {
 /// A config for `sim` in `dir`, every path a Windows one in single quotes
 /// (TOML literal strings keep backslashes as they are).
 fn config(dir: &Path, sim: &Sim, tls: &str, extra: &str) -> String {
-    let routes = r#"
-[[route]]
-name = "usersession"
-path = "/api/v1/usersession"
-methods = ["GET"]
-access = "inject"
-
-[[route]]
-name = "signin"
-path = "/api/v1/signin"
-methods = ["POST"]
-access = "public"
-"#;
     let token = windows_path(&dir.join("app-token"));
     format!(
         "[listen]\naddr = \"127.0.0.1:0\"\n\n[tls]\n{tls}\n\n[upstream]\nurl = \"http://{}\"\n\n\
          [session]\ncookies = [\".AspNetCore.Identity.Application\"]\nintrospect_path = \"/api/v1/accessible\"\n\n\
-         [credential]\ntoken_file = '{token}'\n{extra}{routes}",
+         [credential]\ntoken_file = '{token}'\n{extra}{SIGNIN_AND_USERSESSION}",
         sim.addr()
     )
 }
@@ -172,20 +159,10 @@ access = "public"
 /// simulator must have received the injected token.
 async fn sign_in_and_call(addr: std::net::SocketAddr, ca: &[u8], sim: &Sim, token: &str) {
     let client = tls_client(ca, Proto::H1);
-    let url = |path: &str| format!("https://localhost:{}{path}", addr.port());
-    let body = r#"{"username":"admin","password":"admin"}"#;
-    let signin = Request::builder()
-        .method(Method::POST)
-        .uri(url("/api/v1/signin"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let reply = Reply::read(client.request(signin).await.unwrap()).await;
-    assert_eq!(reply.status, 200);
-    let cookie = reply.headers["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let url = format!("https://localhost:{}", addr.port());
+    let cookie = crate::demo::sign_in(&client, &url, "admin").await;
     sim.recorder().clear();
-    let call = Request::get(url("/api/v1/usersession"))
+    let call = Request::get(format!("{url}/api/v1/usersession"))
         .header("cookie", cookie)
         .body(Full::new(Bytes::new()))
         .unwrap();
@@ -226,21 +203,6 @@ async fn start_run(prefix: &Prefix, config: &Path) -> (Child, std::net::SocketAd
     // The rest of stderr is drained so the process never blocks on it.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr, seen)
-}
-
-/// SIGINT reaches the Windows process as Ctrl-C: it drains and exits 0.
-async fn stop_gracefully(mut child: Child) {
-    let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exited within 30s of Ctrl-C")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,9 +259,10 @@ async fn the_windows_binary_under_wine() {
     assert!(stderr.contains("bad.toml:2:8: listen.addr: "), "{stderr}");
 
     // run with PEM, then with a PFX; Ctrl-C drains and exits 0.
-    let (child, addr, _) = start_run(&prefix, &good).await;
+    let (mut child, addr, _) = start_run(&prefix, &good).await;
     sign_in_and_call(addr, &ca, &sim, &token).await;
-    stop_gracefully(child).await;
+    let status = crate::child::interrupt(&mut child).await;
+    assert!(status.success(), "{status:?}");
     let pfx = crate::pfx::pfx_from_pem(
         &std::fs::read_to_string(&certs.cert).unwrap(),
         &std::fs::read_to_string(&certs.key).unwrap(),
@@ -314,9 +277,10 @@ async fn the_windows_binary_under_wine() {
     );
     let with_pfx = dir.path().join("pfx.toml");
     std::fs::write(&with_pfx, config(dir.path(), &sim, &pfx_tls, "")).unwrap();
-    let (child, addr, _) = start_run(&prefix, &with_pfx).await;
+    let (mut child, addr, _) = start_run(&prefix, &with_pfx).await;
     sign_in_and_call(addr, &ca, &sim, &token).await;
-    stop_gracefully(child).await;
+    let status = crate::child::interrupt(&mut child).await;
+    assert!(status.success(), "{status:?}");
 
     // The service: install, start through the service manager, serve,
     // stop (drains), uninstall. Its lines go to [log] file.
@@ -392,7 +356,10 @@ async fn the_windows_binary_under_wine() {
             break;
         }
     }
-    assert!(stopped, "the service did not report STOPPED");
+    assert!(
+        stopped,
+        "the service did not report STOPPED; sc stop said {stopping:?}"
+    );
     let out = prefix
         .gateway(&["service", "uninstall", "--name", "psu-gw-test"])
         .await;

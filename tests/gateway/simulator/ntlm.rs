@@ -260,7 +260,8 @@ async fn whoami_close_ends_the_connection() {
     sim.recorder().concurrency.until_open(open - 1).await;
 }
 
-fn websocket_upgrade() -> http::request::Builder {
+/// A WebSocket upgrade request for `/dashboardhub`.
+pub(crate) fn websocket_upgrade() -> http::request::Builder {
     Request::get("/dashboardhub")
         .header("upgrade", "websocket")
         .header("connection", "Upgrade")
